@@ -1,0 +1,74 @@
+-- Times are Unix milliseconds (INTEGER) so the same queries work on PostgreSQL (BIGINT).
+CREATE TABLE IF NOT EXISTS batches (
+    id                  TEXT PRIMARY KEY,
+    source              TEXT NOT NULL DEFAULT '',
+    state               TEXT NOT NULL,
+    created_at          INTEGER NOT NULL,
+    launched_at         INTEGER NOT NULL DEFAULT 0,
+    finished_at         INTEGER NOT NULL DEFAULT 0,
+    consolidated_at     INTEGER NOT NULL DEFAULT 0,
+    output_dir          TEXT NOT NULL DEFAULT '',
+    consolidation_error TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE IF NOT EXISTS items (
+    id              INTEGER PRIMARY KEY,
+    batch_id        TEXT NOT NULL REFERENCES batches(id),
+    entity_id       TEXT NOT NULL,
+    entity_type     TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    instance_type   TEXT NOT NULL,
+    priority        INTEGER NOT NULL,
+    entity          BLOB NOT NULL,
+    state           TEXT NOT NULL,
+    attempt         INTEGER NOT NULL DEFAULT 0,
+    max_attempts    INTEGER NOT NULL,
+    token           INTEGER NOT NULL DEFAULT 0,
+    agent_id        TEXT NOT NULL DEFAULT '',
+    session_id      TEXT NOT NULL DEFAULT '',
+    leased_at       INTEGER NOT NULL DEFAULT 0,
+    expires_at      INTEGER NOT NULL DEFAULT 0,
+    deadline        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    updated_at      INTEGER NOT NULL,
+    last_error      TEXT NOT NULL DEFAULT '',
+    stderr_tail     TEXT NOT NULL DEFAULT '',
+    UNIQUE (batch_id, entity_id)
+);
+
+-- The claim path: pending items of one type, highest priority first, then oldest.
+CREATE INDEX IF NOT EXISTS items_claim ON items (instance_type, state, priority DESC, id);
+CREATE INDEX IF NOT EXISTS items_batch ON items (batch_id, state);
+CREATE INDEX IF NOT EXISTS items_expiry ON items (state, expires_at);
+
+CREATE TABLE IF NOT EXISTS results (
+    item_id       INTEGER PRIMARY KEY REFERENCES items(id),
+    batch_id      TEXT NOT NULL,
+    token         INTEGER NOT NULL,
+    agent_id      TEXT NOT NULL,
+    dossier       BLOB NOT NULL,
+    duration_ms   INTEGER NOT NULL,
+    cost_usd      REAL NOT NULL,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    turns         INTEGER NOT NULL,
+    session_id    TEXT NOT NULL,
+    runner        TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_batch ON results (batch_id);
+
+CREATE TABLE IF NOT EXISTS attempts (
+    id            INTEGER PRIMARY KEY,
+    item_id       INTEGER NOT NULL,
+    batch_id      TEXT NOT NULL,
+    instance_type TEXT NOT NULL,
+    token         INTEGER NOT NULL,
+    agent_id      TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    duration_ms   INTEGER NOT NULL,
+    cost_usd      REAL NOT NULL,
+    ended_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_batch ON attempts (batch_id);
