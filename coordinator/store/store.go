@@ -305,6 +305,7 @@ type Store interface {
 	BatchCounts(ctx context.Context, id string) (map[string]StateCounts, error)
 	ListItems(ctx context.Context, p ListItemsParams) ([]*Item, error)
 	GetItem(ctx context.Context, batchID, entityID string) (*Item, error)
+	ItemByID(ctx context.Context, id int64) (*Item, error)
 
 	// Claim leases up to p.Limit pending items of running batches to an agent session, highest
 	// priority then oldest first, within each type's fleet-wide cap. Each claimed item gets a new,

@@ -403,6 +403,17 @@ func (s *Store) GetItem(ctx context.Context, batchID, entityID string) (*store.I
 	return it, nil
 }
 
+func (s *Store) ItemByID(ctx context.Context, id int64) (*store.Item, error) {
+	it, err := scanItem(s.read.QueryRowContext(ctx, `SELECT `+itemColumns+` FROM items WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("item %d: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get item %d: %w", id, err)
+	}
+	return it, nil
+}
+
 type candidate struct {
 	id       int64
 	priority int

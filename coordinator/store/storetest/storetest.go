@@ -168,6 +168,9 @@ func testBatchLifecycle(t *testing.T, b *bundle) {
 		require.Equal(t, "a1", it.AgentID)
 		require.Equal(t, "a1-s", it.SessionID)
 		require.JSONEq(t, `{"id":"`+it.EntityID+`"}`, string(it.Entity))
+		byID, err := b.st.ItemByID(b.ctx, it.ID)
+		require.NoError(t, err)
+		require.Equal(t, it, byID)
 	}
 	res := b.complete(t, got[0], 1)
 	require.Empty(t, res.FinishedBatches)
@@ -194,6 +197,8 @@ func testNotFound(t *testing.T, b *bundle) {
 	_, err := b.st.GetBatch(b.ctx, "nope")
 	require.ErrorIs(t, err, store.ErrNotFound)
 	_, err = b.st.GetItem(b.ctx, "nope", "x")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = b.st.ItemByID(b.ctx, 424242)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	err = b.st.LaunchBatch(b.ctx, store.LaunchBatchParams{ID: "nope", Now: t0})
 	require.ErrorIs(t, err, store.ErrNotFound)

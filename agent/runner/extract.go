@@ -1,0 +1,103 @@
+package runner
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+)
+
+// ErrNoJSON is returned when runner output holds no JSON object.
+var ErrNoJSON = errors.New("no JSON object found in the runner's output")
+
+// ExtractJSON finds the dossier in a runner's output: the whole output when it is one JSON object,
+// else the last ```json fenced block that parses, else the last balanced {...} that parses. Models
+// often wrap their answer in prose or a fence; the last candidate is the final answer.
+func ExtractJSON(out []byte) ([]byte, error) {
+	trimmed := bytes.TrimSpace(out)
+	if isObject(trimmed) {
+		return trimmed, nil
+	}
+	if doc := lastFenced(trimmed); doc != nil {
+		return doc, nil
+	}
+	var found []byte
+	for i := 0; i < len(trimmed); i++ {
+		if trimmed[i] != '{' {
+			continue
+		}
+		end := matchBrace(trimmed[i:])
+		if end < 0 {
+			continue
+		}
+		if cand := trimmed[i : i+end+1]; isObject(cand) {
+			found = cand
+			i += end
+		}
+	}
+	if found == nil {
+		return nil, ErrNoJSON
+	}
+	return found, nil
+}
+
+func isObject(b []byte) bool {
+	if len(b) < 2 || b[0] != '{' {
+		return false
+	}
+	var v map[string]json.RawMessage
+	return json.Unmarshal(b, &v) == nil
+}
+
+func lastFenced(b []byte) []byte {
+	var found []byte
+	rest := b
+	for {
+		start := bytes.Index(rest, []byte("```"))
+		if start < 0 {
+			return found
+		}
+		body := rest[start+3:]
+		nl := bytes.IndexByte(body, '\n')
+		if nl < 0 {
+			return found
+		}
+		lang := bytes.TrimSpace(body[:nl])
+		body = body[nl+1:]
+		end := bytes.Index(body, []byte("```"))
+		if end < 0 {
+			return found
+		}
+		if cand := bytes.TrimSpace(body[:end]); (len(lang) == 0 || bytes.EqualFold(lang, []byte("json"))) && isObject(cand) {
+			found = cand
+		}
+		rest = body[end+3:]
+	}
+}
+
+// matchBrace returns the index of the brace closing b[0], skipping strings, or -1.
+func matchBrace(b []byte) int {
+	depth, inString, escaped := 0, false, false
+	for i, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{':
+			depth++
+		case c == '}':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}

@@ -1,0 +1,113 @@
+// Command enrich-coordinator runs the enrichment control plane: it leases entities to agents,
+// stores their results and consolidates finished batches.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sportsintel/enrich/coordinator"
+	"github.com/sportsintel/enrich/coordinator/config"
+	"github.com/sportsintel/enrich/coordinator/store"
+	"github.com/sportsintel/enrich/coordinator/store/sqlite"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "enrich-coordinator:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("enrich-coordinator", flag.ContinueOnError)
+	configPath := fs.String("config", os.Getenv("ENRICH_CONFIG"), "YAML configuration file (env ENRICH_CONFIG)")
+	listen := fs.String("listen", "", "gRPC listen address (default "+config.DefaultListen+")")
+	httpAddr := fs.String("http", "", "HTTP address for /healthz, /readyz, /metrics (default "+config.DefaultHTTP+")")
+	storeURL := fs.String("store", "", "store: sqlite:PATH (default "+config.DefaultStore+")")
+	dossiers := fs.String("dossiers", "", "folder for consolidated batches (default "+config.DefaultDossiers+")")
+	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error")
+	logFormat := fs.String("log-format", "", "text or json")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *version {
+		fmt.Println(coordinator.Version)
+		return nil
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	// Flags beat env and file: apply only the flags that were given.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = *listen
+		case "http":
+			cfg.HTTP = *httpAddr
+		case "store":
+			cfg.Store = *storeURL
+		case "dossiers":
+			cfg.Dossiers = *dossiers
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		case "log-format":
+			cfg.Log.Format = *logFormat
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+
+	log := hclog.New(&hclog.LoggerOptions{
+		Name:       "coordinator",
+		Level:      hclog.LevelFromString(cfg.Log.Level),
+		JSONFormat: cfg.Log.Format == "json",
+		Output:     os.Stderr,
+	})
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	st, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	grpcLis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	httpLis, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTP, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return coordinator.New(cfg, st, log, reg).Run(ctx, grpcLis, httpLis)
+}
+
+func openStore(ctx context.Context, url string) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(url, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite:"))
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return nil, errors.New("store: the PostgreSQL backend is not available in this build; use sqlite:PATH")
+	default:
+		return nil, fmt.Errorf("store %q: use sqlite:PATH", url)
+	}
+}

@@ -1,0 +1,163 @@
+package coordinator
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sportsintel/enrich/coordinator/store"
+	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
+)
+
+// report is one result or failure waiting for the committer.
+type report struct {
+	sess       *session
+	completion *store.Completion
+	failure    *store.Failure
+	// rejected marks a failure made from a dossier that did not validate.
+	rejected bool
+}
+
+// maxGroup bounds one commit; bigger groups add latency without saving much more.
+const maxGroup = 512
+
+func (s *Server) queueReport(ctx context.Context, r report) {
+	select {
+	case s.reports <- r:
+	case <-ctx.Done():
+	}
+}
+
+// commitLoop commits whatever reports are queued in one transaction, then acks them.
+func (s *Server) commitLoop(ctx context.Context) {
+	log := s.log.Named("commit")
+	group := make([]report, 0, maxGroup)
+	for {
+		group = group[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-s.reports:
+			group = append(group, r)
+		}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case r := <-s.reports:
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		s.commitGroup(ctx, group, log)
+	}
+}
+
+func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logger) {
+	var p store.ReportParams
+	var completions, failures []report
+	for _, r := range group {
+		if r.completion != nil {
+			p.Completions = append(p.Completions, *r.completion)
+			completions = append(completions, r)
+		} else {
+			p.Failures = append(p.Failures, *r.failure)
+			failures = append(failures, r)
+		}
+	}
+	p.RetryDelay = s.retryDelay
+	var res *store.ReportResult
+	// A store that is briefly unavailable must not lose reports: keep them and retry. Agents keep
+	// their spool copies until the Ack, so even a coordinator crash here loses nothing.
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		var err error
+		p.Now = s.now()
+		start := time.Now()
+		res, err = s.st.Report(ctx, p)
+		if err == nil {
+			s.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+			s.metrics.commitGroupSize.Observe(float64(len(group)))
+			break
+		}
+		log.Error("commit reports; retrying", "reports", len(group), "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+
+	touched := map[string]bool{}
+	for i, r := range completions {
+		out := res.Completions[i]
+		ref := r.completion.Lease
+		r.sess.release(ref.ItemID, ref.Token)
+		s.metrics.results.WithLabelValues(string(out.Outcome)).Inc()
+		if out.Outcome == store.OutcomeDuplicate {
+			log.Warn("duplicate result dropped", "item_id", ref.ItemID, "token", ref.Token, "agent_id", r.sess.agentID)
+		}
+		if sup := out.Superseded; sup != nil {
+			s.cancelLease(*sup, "another attempt of this entity already delivered its result")
+		}
+		r.sess.send(ackMsg(ref, ackOutcome(out.Outcome, false), ""))
+		touched[out.BatchID] = true
+	}
+	for i, r := range failures {
+		out := res.Failures[i]
+		ref := r.failure.Lease
+		r.sess.release(ref.ItemID, ref.Token)
+		if out.Outcome == store.OutcomeAccepted {
+			s.metrics.failures.WithLabelValues(finalLabel(out.Final)).Inc()
+		}
+		r.sess.send(ackMsg(ref, ackOutcome(out.Outcome, r.rejected), r.failure.Message))
+		touched[out.BatchID] = true
+	}
+	// Every accepted report may have freed room under a fleet-wide cap.
+	s.wakeDispatcher()
+	for id := range touched {
+		if id != "" {
+			s.hub.publish(id)
+		}
+	}
+	s.batchesFinished(ctx, res.FinishedBatches)
+}
+
+func finalLabel(final bool) string {
+	if final {
+		return "final"
+	}
+	return "retrying"
+}
+
+func ackOutcome(o store.Outcome, rejected bool) enrichv1.AckOutcome {
+	switch {
+	case rejected && o == store.OutcomeAccepted:
+		return enrichv1.AckOutcome_ACK_OUTCOME_REJECTED
+	case o == store.OutcomeAccepted:
+		return enrichv1.AckOutcome_ACK_OUTCOME_ACCEPTED
+	case o == store.OutcomeDuplicate:
+		return enrichv1.AckOutcome_ACK_OUTCOME_DUPLICATE
+	default:
+		return enrichv1.AckOutcome_ACK_OUTCOME_STALE
+	}
+}
+
+func ackMsg(l store.LeaseRef, o enrichv1.AckOutcome, msg string) *enrichv1.ConnectResponse {
+	return &enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Ack{Ack: &enrichv1.Ack{
+		Lease: &enrichv1.LeaseRef{ItemId: l.ItemID, Token: l.Token}, Outcome: o, Message: msg}}}
+}
+
+// cancelLease tells the holder of a lease, if connected, to stop its runner.
+func (s *Server) cancelLease(h store.LeaseHolder, reason string) {
+	sess := s.sessions.get(h.SessionID)
+	if sess == nil {
+		sess = s.sessions.agent(h.AgentID)
+	}
+	if sess == nil {
+		return
+	}
+	sess.release(h.ItemID, h.Token)
+	sess.send(cancelMsg(h.LeaseRef, reason))
+	s.metrics.leasesCancelled.Inc()
+}

@@ -1,0 +1,216 @@
+package consolidate
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sportsintel/enrich/coordinator/store"
+)
+
+// Report is the batch summary written to report.json (and rendered to report.md).
+type Report struct {
+	BatchID     string           `json:"batch_id"`
+	State       string           `json:"state"`
+	Source      string           `json:"source"`
+	CreatedAt   time.Time        `json:"created_at"`
+	LaunchedAt  *time.Time       `json:"launched_at,omitempty"`
+	FinishedAt  *time.Time       `json:"finished_at,omitempty"`
+	GeneratedAt time.Time        `json:"generated_at"`
+	WallSeconds float64          `json:"wall_seconds"`
+	Totals      Counts           `json:"totals"`
+	Instances   []InstanceReport `json:"instances"`
+	Failures    []FailedEntity   `json:"failures"`
+	// Retries counts attempts that failed and were retried.
+	Retries int `json:"retries"`
+	// Duplicates counts results dropped because the entity already had one.
+	Duplicates   int     `json:"duplicates"`
+	CostUSD      float64 `json:"cost_usd"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	Dossiers     []Entry `json:"dossiers"`
+}
+
+// Counts of entities by final state.
+type Counts struct {
+	Total     int `json:"total"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	Cancelled int `json:"cancelled"`
+	Skipped   int `json:"skipped"`
+	Open      int `json:"open"`
+}
+
+// InstanceReport summarises one instance type.
+type InstanceReport struct {
+	InstanceType string `json:"instance_type"`
+	Counts
+	Retries       int     `json:"retries"`
+	DurationP50MS int64   `json:"duration_p50_ms"`
+	DurationP95MS int64   `json:"duration_p95_ms"`
+	CostUSD       float64 `json:"cost_usd"`
+}
+
+// FailedEntity is an entity that ended without a dossier.
+type FailedEntity struct {
+	EntityID     string `json:"entity_id"`
+	Name         string `json:"name"`
+	InstanceType string `json:"instance_type"`
+	State        string `json:"state"`
+	Attempts     int    `json:"attempts"`
+	Reason       string `json:"reason"`
+	StderrTail   string `json:"stderr_tail,omitempty"`
+}
+
+// Entry points at one written dossier.
+type Entry struct {
+	EntityID     string `json:"entity_id"`
+	Name         string `json:"name"`
+	InstanceType string `json:"instance_type"`
+	File         string `json:"file"`
+}
+
+func buildReport(b *store.Batch, items []*store.Item, results []*store.ResultRow, attempts []*store.Attempt,
+	files map[int64]string, order []string, now time.Time) *Report {
+	r := &Report{BatchID: b.ID, State: string(b.State), Source: b.Source, CreatedAt: b.CreatedAt, GeneratedAt: now,
+		Failures: []FailedEntity{}, Dossiers: []Entry{}}
+	if !b.LaunchedAt.IsZero() {
+		r.LaunchedAt = &b.LaunchedAt
+		end := b.FinishedAt
+		if end.IsZero() {
+			end = now
+		}
+		r.WallSeconds = end.Sub(b.LaunchedAt).Seconds()
+	}
+	if !b.FinishedAt.IsZero() {
+		r.FinishedAt = &b.FinishedAt
+	}
+
+	per := map[string]*InstanceReport{}
+	inst := func(name string) *InstanceReport {
+		if per[name] == nil {
+			per[name] = &InstanceReport{InstanceType: name}
+		}
+		return per[name]
+	}
+	for _, it := range items {
+		ir := inst(it.InstanceType)
+		ir.Total++
+		switch it.State {
+		case store.ItemSucceeded:
+			ir.Succeeded++
+		case store.ItemFailed:
+			ir.Failed++
+		case store.ItemCancelled:
+			ir.Cancelled++
+		case store.ItemSkipped:
+			ir.Skipped++
+		default:
+			ir.Open++
+		}
+		if it.State == store.ItemFailed || (it.State == store.ItemCancelled && it.Attempt > 0) {
+			r.Failures = append(r.Failures, FailedEntity{EntityID: it.EntityID, Name: it.Name, InstanceType: it.InstanceType,
+				State: string(it.State), Attempts: it.Attempt, Reason: it.LastError, StderrTail: it.StderrTail})
+		}
+	}
+	durations := map[string][]time.Duration{}
+	for _, a := range attempts {
+		ir := inst(a.InstanceType)
+		switch a.Outcome {
+		case "retrying":
+			ir.Retries++
+			r.Retries++
+		case "duplicate":
+			r.Duplicates++
+		case "succeeded":
+			durations[a.InstanceType] = append(durations[a.InstanceType], a.Metrics.Duration)
+		}
+		// Every attempt was paid for, whatever became of it.
+		ir.CostUSD += a.Metrics.CostUSD
+		r.CostUSD += a.Metrics.CostUSD
+	}
+	for _, res := range results {
+		r.InputTokens += res.Metrics.InputTokens
+		r.OutputTokens += res.Metrics.OutputTokens
+		r.Dossiers = append(r.Dossiers, Entry{EntityID: res.Item.EntityID, Name: res.Item.Name,
+			InstanceType: res.Item.InstanceType, File: files[res.Item.ID]})
+	}
+	for _, name := range sortedKeys(per, order) {
+		ir := per[name]
+		ir.DurationP50MS = percentile(durations[name], 0.50).Milliseconds()
+		ir.DurationP95MS = percentile(durations[name], 0.95).Milliseconds()
+		r.Instances = append(r.Instances, *ir)
+		r.Totals.Total += ir.Total
+		r.Totals.Succeeded += ir.Succeeded
+		r.Totals.Failed += ir.Failed
+		r.Totals.Cancelled += ir.Cancelled
+		r.Totals.Skipped += ir.Skipped
+		r.Totals.Open += ir.Open
+	}
+	return r
+}
+
+// percentile uses the nearest-rank method.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	idx := int(float64(len(s))*p+0.999999) - 1
+	return s[min(max(idx, 0), len(s)-1)]
+}
+
+// Markdown renders the report for people.
+func (r *Report) Markdown() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Enrichment report: batch %s\n\n", r.BatchID)
+	fmt.Fprintf(&b, "- **State:** %s\n", r.State)
+	if r.Source != "" {
+		fmt.Fprintf(&b, "- **Source:** %s\n", mdEscape(r.Source))
+	}
+	fmt.Fprintf(&b, "- **Created:** %s\n", r.CreatedAt.Format(time.RFC3339))
+	if r.LaunchedAt != nil {
+		fmt.Fprintf(&b, "- **Launched:** %s\n", r.LaunchedAt.Format(time.RFC3339))
+	}
+	if r.FinishedAt != nil {
+		fmt.Fprintf(&b, "- **Finished:** %s (%s wall time)\n", r.FinishedAt.Format(time.RFC3339),
+			(time.Duration(r.WallSeconds * float64(time.Second))).Round(time.Second))
+	}
+	fmt.Fprintf(&b, "- **Entities:** %d total, %d succeeded, %d failed, %d cancelled, %d skipped, %d still open\n",
+		r.Totals.Total, r.Totals.Succeeded, r.Totals.Failed, r.Totals.Cancelled, r.Totals.Skipped, r.Totals.Open)
+	fmt.Fprintf(&b, "- **Retries:** %d; **duplicate results dropped:** %d\n", r.Retries, r.Duplicates)
+	fmt.Fprintf(&b, "- **Cost:** $%.4f (%d input tokens, %d output tokens)\n\n", r.CostUSD, r.InputTokens, r.OutputTokens)
+
+	b.WriteString("## Per instance type\n\n")
+	b.WriteString("| instance type | total | succeeded | failed | cancelled | skipped | retries | p50 | p95 | cost (USD) |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, ir := range r.Instances {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s | %s | %.4f |\n", ir.InstanceType, ir.Total, ir.Succeeded,
+			ir.Failed, ir.Cancelled, ir.Skipped, ir.Retries, ms(ir.DurationP50MS), ms(ir.DurationP95MS), ir.CostUSD)
+	}
+	b.WriteString("\n## Failures\n\n")
+	if len(r.Failures) == 0 {
+		b.WriteString("None.\n")
+	} else {
+		b.WriteString("| entity | name | instance type | state | attempts | reason |\n|---|---|---|---|---:|---|\n")
+		for _, f := range r.Failures {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s |\n", mdEscape(f.EntityID), mdEscape(f.Name), f.InstanceType,
+				f.State, f.Attempts, mdEscape(f.Reason))
+		}
+	}
+	b.WriteString("\n## Dossiers\n\n")
+	if len(r.Dossiers) == 0 {
+		b.WriteString("None.\n")
+	}
+	for _, d := range r.Dossiers {
+		md := d.File[:len(d.File)-len(".json")] + ".md"
+		fmt.Fprintf(&b, "- [%s](%s) (%s, `%s`)\n", mdEscape(d.Name), md, d.InstanceType, mdEscape(d.EntityID))
+	}
+	return b.Bytes()
+}
+
+func ms(v int64) string {
+	return (time.Duration(v) * time.Millisecond).String()
+}

@@ -1,0 +1,67 @@
+package coordinator
+
+import (
+	"context"
+
+	"github.com/sportsintel/enrich/coordinator/consolidate"
+	"github.com/sportsintel/enrich/coordinator/store"
+)
+
+// batchesFinished records batches that just ended and, unless disabled, consolidates them.
+func (s *Server) batchesFinished(ctx context.Context, ids []string) {
+	for _, id := range ids {
+		b, err := s.st.GetBatch(ctx, id)
+		if err != nil {
+			s.log.Error("read finished batch", "batch_id", id, "error", err)
+			continue
+		}
+		s.metrics.batchesFinished.WithLabelValues(string(b.State)).Inc()
+		s.log.Named("batch").Info("batch finished", "batch_id", id, "state", b.State)
+		s.hub.publish(id)
+		if s.cfg.Consolidation.AutoEnabled() {
+			s.goBackground(func() { _, _ = s.consolidate(ctx, id) })
+		}
+	}
+}
+
+// resumeConsolidation consolidates batches that ended while no coordinator was there to do it.
+func (s *Server) resumeConsolidation(ctx context.Context) {
+	if !s.cfg.Consolidation.AutoEnabled() {
+		return
+	}
+	list, err := s.st.ListBatches(ctx, 1000)
+	if err != nil {
+		s.log.Error("list batches to consolidate", "error", err)
+		return
+	}
+	for _, b := range list {
+		if b.State.Terminal() && b.ConsolidatedAt.IsZero() && b.ConsolidationError == "" {
+			s.goBackground(func() { _, _ = s.consolidate(ctx, b.ID) })
+		}
+	}
+}
+
+// consolidate writes a batch's outputs and records the outcome on the batch. Consolidations run
+// one at a time: they are I/O bound and rare.
+func (s *Server) consolidate(ctx context.Context, id string) (*consolidate.Summary, error) {
+	s.consolidating.Lock()
+	defer s.consolidating.Unlock()
+	log := s.log.Named("consolidate").With("batch_id", id)
+	sum, err := consolidate.Write(ctx, s.st, id, s.cfg.InstanceNames(), s.now())
+	mark := store.MarkConsolidatedParams{ID: id, Now: s.now()}
+	if err != nil {
+		mark.Error = err.Error()
+		log.Error("consolidation failed; results stay in the store", "error", err)
+	} else {
+		mark.OutputDir = sum.Dir
+		log.Info("batch consolidated", "dir", sum.Dir, "dossiers", sum.Dossiers)
+	}
+	if b, gerr := s.st.GetBatch(ctx, id); gerr == nil && mark.OutputDir == "" {
+		mark.OutputDir = b.OutputDir
+	}
+	if merr := s.st.MarkConsolidated(ctx, mark); merr != nil && ctx.Err() == nil {
+		log.Error("record consolidation", "error", merr)
+	}
+	s.hub.publish(id)
+	return sum, err
+}

@@ -1,0 +1,517 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sportsintel/enrich/coordinator/store"
+	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
+)
+
+type controlService struct {
+	enrichv1.UnimplementedControlServiceServer
+	s *Server
+}
+
+var _ enrichv1.ControlServiceServer = (*controlService)(nil)
+
+// Input limits: a batch is prepared in one message and stored in one transaction.
+const (
+	maxEntitiesPerBatch = 100_000
+	maxIDBytes          = 512
+	maxNameBytes        = 1024
+	maxAttributes       = 256
+	maxAttributeBytes   = 64 << 10
+	maxProblemsReported = 20
+)
+
+// storeError maps a store error to a status an operator can act on.
+func storeError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrInvalidState):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	default:
+		return status.Errorf(codes.Unavailable, "store: %v", err)
+	}
+}
+
+// problems collects input errors so one answer lists them all (up to a bound).
+type problems struct {
+	list  []string
+	extra int
+}
+
+func (p *problems) add(line int32, format string, args ...any) {
+	if len(p.list) >= maxProblemsReported {
+		p.extra++
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if line > 0 {
+		msg = fmt.Sprintf("line %d: %s", line, msg)
+	}
+	p.list = append(p.list, msg)
+}
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	msg := strings.Join(p.list, "\n")
+	if p.extra > 0 {
+		msg += fmt.Sprintf("\n... and %d more", p.extra)
+	}
+	return status.Error(codes.InvalidArgument, msg)
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
+}
+
+type classified struct {
+	ent      *enrichv1.Entity
+	instance string
+	priority store.Priority
+	order    int
+}
+
+func (c *controlService) PrepareBatch(ctx context.Context, req *enrichv1.PrepareBatchRequest) (*enrichv1.PrepareBatchResponse, error) {
+	s := c.s
+	ents := req.GetEntities()
+	if len(ents) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "no entities: the batch would be empty")
+	}
+	if len(ents) > maxEntitiesPerBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "%d entities: at most %d per batch", len(ents), maxEntitiesPerBatch)
+	}
+	capacity, err := s.capacities(req.GetCapacity())
+	if err != nil {
+		return nil, err
+	}
+	var bad problems
+	seen := map[string]int32{}
+	var items []classified
+	for i, e := range ents {
+		line := e.GetSourceLine()
+		switch {
+		case e.GetId() == "":
+			bad.add(line, "missing id")
+		case len(e.GetId()) > maxIDBytes:
+			bad.add(line, "id is %d bytes, at most %d", len(e.GetId()), maxIDBytes)
+		case hasControl(e.GetId()):
+			bad.add(line, "id %q contains control characters", e.GetId())
+		default:
+			if first, dup := seen[e.GetId()]; dup {
+				bad.add(line, "duplicate id %q (first at line %d)", e.GetId(), first)
+			}
+			seen[e.GetId()] = line
+		}
+		if e.GetName() == "" {
+			bad.add(line, "missing name")
+		} else if len(e.GetName()) > maxNameBytes {
+			bad.add(line, "name is %d bytes, at most %d", len(e.GetName()), maxNameBytes)
+		}
+		if len(e.GetAttributes()) > maxAttributes {
+			bad.add(line, "%d attributes, at most %d", len(e.GetAttributes()), maxAttributes)
+		}
+		for k, v := range e.GetAttributes() {
+			if len(k)+len(v) > maxAttributeBytes {
+				bad.add(line, "attribute %q is larger than %d bytes", k, maxAttributeBytes)
+			}
+		}
+		inst, ok := "", false
+		if e.GetType() == "" {
+			bad.add(line, "missing type")
+		} else if inst, ok = s.cfg.InstanceForEntityType(e.GetType()); !ok {
+			bad.add(line, "unknown entity type %q (known: %s)", e.GetType(), strings.Join(s.cfg.KnownEntityTypes(), ", "))
+		}
+		prio := e.GetPriority()
+		if prio == enrichv1.Priority_PRIORITY_UNSPECIFIED {
+			prio = req.GetDefaultPriority()
+		}
+		items = append(items, classified{ent: e, instance: inst, priority: priorityFromProto(prio), order: i})
+	}
+	if err := bad.err(); err != nil {
+		return nil, err
+	}
+
+	// Most important first, file order within a priority; each type up to its capacity.
+	sort.SliceStable(items, func(i, j int) bool { return items[i].priority > items[j].priority })
+	taken := map[string]int{}
+	leftOut := map[string]int32{}
+	var chosen []classified
+	for _, it := range items {
+		if taken[it.instance] >= capacity[it.instance] || (req.GetSize() > 0 && len(chosen) >= int(req.GetSize())) {
+			leftOut[it.instance]++
+			continue
+		}
+		taken[it.instance]++
+		chosen = append(chosen, it)
+	}
+	sort.SliceStable(chosen, func(i, j int) bool { return chosen[i].order < chosen[j].order })
+
+	maxAttempts := s.cfg.RetryStrategy.Retries() + 1
+	newItems := make([]store.NewItem, 0, len(chosen))
+	for _, it := range chosen {
+		e := proto.Clone(it.ent).(*enrichv1.Entity)
+		e.Priority = map[store.Priority]enrichv1.Priority{store.PriorityHigh: enrichv1.Priority_PRIORITY_HIGH,
+			store.PriorityNormal: enrichv1.Priority_PRIORITY_NORMAL, store.PriorityLow: enrichv1.Priority_PRIORITY_LOW}[it.priority]
+		raw, err := proto.Marshal(e)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "encode entity %q: %v", e.GetId(), err)
+		}
+		newItems = append(newItems, store.NewItem{EntityID: e.GetId(), EntityType: e.GetType(), Name: e.GetName(),
+			InstanceType: it.instance, Priority: it.priority, Entity: raw, MaxAttempts: maxAttempts})
+	}
+	now := s.now()
+	id := batchID(now)
+	source := keepHead(filepath.Base(req.GetSource()), 256)
+	if err := s.st.CreateBatch(ctx, store.CreateBatchParams{ID: id, Source: source, CreatedAt: now,
+		OutputDir: s.outputDir(id, now), Items: newItems}); err != nil {
+		return nil, storeError(err)
+	}
+	s.log.Named("control").Info("batch prepared", "batch_id", id, "entities", len(newItems), "source", source)
+	b, err := s.batchProto(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &enrichv1.PrepareBatchResponse{Batch: b, LeftOut: stringKeys(leftOut)}, nil
+}
+
+func stringKeys(m map[string]int32) map[string]int32 {
+	out := map[string]int32{}
+	for k, v := range m {
+		if v > 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// capacities returns each instance type's batch capacity with the request's overrides applied.
+func (s *Server) capacities(overrides map[string]int32) (map[string]int, error) {
+	out := map[string]int{}
+	for name, ic := range s.cfg.ResourceAllocation {
+		out[name] = ic.BatchCapacity
+	}
+	for key, n := range overrides {
+		name, ok := s.cfg.ResolveInstance(key)
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "capacity for unknown instance type %q (known: %s)", key, strings.Join(s.cfg.InstanceNames(), ", "))
+		}
+		if n < 0 || n > maxEntitiesPerBatch {
+			return nil, status.Errorf(codes.InvalidArgument, "capacity of %s must be 0..%d, got %d", name, maxEntitiesPerBatch, n)
+		}
+		out[name] = int(n)
+	}
+	return out, nil
+}
+
+// batchID is sortable by creation time and unique: "20260108-120000-1a2b3c".
+func batchID(now time.Time) string {
+	return now.Format("20060102-150405") + "-" + newID("")[:6]
+}
+
+// outputDir picks the batch's consolidation folder: dossiers/parallel_batch_<UTC timestamp>, with
+// the batch id appended only when two batches start in the same second.
+func (s *Server) outputDir(id string, now time.Time) string {
+	s.outputDirsMu.Lock()
+	defer s.outputDirsMu.Unlock()
+	dir := filepath.Join(s.cfg.Dossiers, "parallel_batch_"+now.Format("20060102T150405Z"))
+	if _, err := os.Stat(dir); err == nil || s.outputDirs[dir] {
+		dir = filepath.Join(s.cfg.Dossiers, "parallel_batch_"+id)
+	}
+	s.outputDirs[dir] = true
+	return dir
+}
+
+func (c *controlService) LaunchBatch(ctx context.Context, req *enrichv1.LaunchBatchRequest) (*enrichv1.LaunchBatchResponse, error) {
+	s := c.s
+	var types []string
+	for _, t := range req.GetInstanceTypes() {
+		name, ok := s.cfg.ResolveInstance(strings.TrimSpace(t))
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown instance type %q (known: %s, or their aliases)", t, strings.Join(s.cfg.InstanceNames(), ", "))
+		}
+		if !slices.Contains(types, name) {
+			types = append(types, name)
+		}
+	}
+	if err := s.st.LaunchBatch(ctx, store.LaunchBatchParams{ID: req.GetBatchId(), InstanceTypes: types, Now: s.now()}); err != nil {
+		return nil, storeError(err)
+	}
+	s.log.Named("control").Info("batch launched", "batch_id", req.GetBatchId(), "instance_types", types)
+	s.hub.publish(req.GetBatchId())
+	s.wakeDispatcher()
+	b, err := s.batchProto(ctx, req.GetBatchId())
+	return &enrichv1.LaunchBatchResponse{Batch: b}, err
+}
+
+func (c *controlService) GetBatch(ctx context.Context, req *enrichv1.GetBatchRequest) (*enrichv1.GetBatchResponse, error) {
+	b, err := c.s.batchProto(ctx, req.GetBatchId())
+	return &enrichv1.GetBatchResponse{Batch: b}, err
+}
+
+func (c *controlService) ListBatches(ctx context.Context, req *enrichv1.ListBatchesRequest) (*enrichv1.ListBatchesResponse, error) {
+	list, err := c.s.st.ListBatches(ctx, int(req.GetLimit()))
+	if err != nil {
+		return nil, storeError(err)
+	}
+	out := &enrichv1.ListBatchesResponse{}
+	for _, b := range list {
+		pb, err := c.s.batchProto(ctx, b.ID)
+		if err != nil {
+			return nil, err
+		}
+		out.Batches = append(out.Batches, pb)
+	}
+	return out, nil
+}
+
+// watchRefresh re-reads a watched batch even without notifications, so agent arrivals and
+// retry backoffs show up.
+const watchRefresh = time.Second
+
+func (c *controlService) WatchBatch(req *enrichv1.WatchBatchRequest, stream enrichv1.ControlService_WatchBatchServer) error {
+	s := c.s
+	ctx := stream.Context()
+	changed, unsubscribe := s.hub.subscribe(req.GetBatchId())
+	defer unsubscribe()
+	tick := time.NewTicker(watchRefresh)
+	defer tick.Stop()
+	var last *enrichv1.Batch
+	for {
+		b, err := s.batchProto(ctx, req.GetBatchId())
+		if err != nil {
+			return err
+		}
+		if last == nil || !proto.Equal(b, last) {
+			if err := stream.Send(&enrichv1.WatchBatchResponse{Batch: b}); err != nil {
+				return err
+			}
+			last = b
+		}
+		if s.watchDone(b) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+			// Coalesce bursts: many results land within a few milliseconds of each other.
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+				return nil
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+// watchDone reports whether a watched batch will not change without an operator: it ended and its
+// consolidation (if automatic) has finished or failed.
+func (s *Server) watchDone(b *enrichv1.Batch) bool {
+	switch b.GetState() {
+	case enrichv1.BatchState_BATCH_STATE_COMPLETED, enrichv1.BatchState_BATCH_STATE_COMPLETED_WITH_FAILURES,
+		enrichv1.BatchState_BATCH_STATE_CANCELLED:
+	default:
+		return false
+	}
+	return !s.cfg.Consolidation.AutoEnabled() || b.GetConsolidatedAt() != nil || b.GetConsolidationError() != ""
+}
+
+func (c *controlService) CancelBatch(ctx context.Context, req *enrichv1.CancelBatchRequest) (*enrichv1.CancelBatchResponse, error) {
+	s := c.s
+	reason := keepHead(req.GetReason(), 512)
+	held, err := s.st.CancelBatch(ctx, store.CancelBatchParams{ID: req.GetBatchId(), Reason: reason, Now: s.now()})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	for _, h := range held {
+		s.cancelLease(h, "batch cancelled")
+	}
+	s.log.Named("control").Info("batch cancelled", "batch_id", req.GetBatchId(), "in_flight_cancelled", len(held))
+	s.hub.publish(req.GetBatchId())
+	s.batchesFinished(ctx, []string{req.GetBatchId()})
+	b, err := s.batchProto(ctx, req.GetBatchId())
+	return &enrichv1.CancelBatchResponse{Batch: b}, err
+}
+
+func (c *controlService) RetryBatch(ctx context.Context, req *enrichv1.RetryBatchRequest) (*enrichv1.RetryBatchResponse, error) {
+	s := c.s
+	n, err := s.st.RetryFailed(ctx, store.RetryFailedParams{ID: req.GetBatchId(), Attempts: s.cfg.RetryStrategy.Retries() + 1, Now: s.now()})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	s.log.Named("control").Info("failed items requeued", "batch_id", req.GetBatchId(), "count", n)
+	s.hub.publish(req.GetBatchId())
+	s.wakeDispatcher()
+	b, err := s.batchProto(ctx, req.GetBatchId())
+	return &enrichv1.RetryBatchResponse{Batch: b, Requeued: int32(n)}, err
+}
+
+func (c *controlService) ConsolidateBatch(ctx context.Context, req *enrichv1.ConsolidateBatchRequest) (*enrichv1.ConsolidateBatchResponse, error) {
+	s := c.s
+	b, err := s.st.GetBatch(ctx, req.GetBatchId())
+	if err != nil {
+		return nil, storeError(err)
+	}
+	if b.State == store.BatchPrepared {
+		return nil, status.Errorf(codes.FailedPrecondition, "batch %s was never launched: nothing to consolidate", b.ID)
+	}
+	sum, err := s.consolidate(ctx, b.ID)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "consolidate %s: %v", b.ID, err)
+	}
+	pb, err := s.batchProto(ctx, b.ID)
+	return &enrichv1.ConsolidateBatchResponse{Batch: pb, OutputDir: sum.Dir, Dossiers: int32(sum.Dossiers)}, err
+}
+
+func (c *controlService) ListItems(ctx context.Context, req *enrichv1.ListItemsRequest) (*enrichv1.ListItemsResponse, error) {
+	s := c.s
+	if _, err := s.st.GetBatch(ctx, req.GetBatchId()); err != nil {
+		return nil, storeError(err)
+	}
+	p := store.ListItemsParams{BatchID: req.GetBatchId(), Limit: int(req.GetLimit())}
+	for _, st := range req.GetStates() {
+		v, ok := itemStateFromProto(st)
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown item state %v", st)
+		}
+		p.States = append(p.States, v)
+	}
+	if t := req.GetInstanceType(); t != "" {
+		name, ok := s.cfg.ResolveInstance(t)
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown instance type %q (known: %s)", t, strings.Join(s.cfg.InstanceNames(), ", "))
+		}
+		p.InstanceType = name
+	}
+	items, err := s.st.ListItems(ctx, p)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	out := &enrichv1.ListItemsResponse{}
+	for _, it := range items {
+		out.Items = append(out.Items, itemToProto(it))
+	}
+	return out, nil
+}
+
+func (c *controlService) ListAgents(context.Context, *enrichv1.ListAgentsRequest) (*enrichv1.ListAgentsResponse, error) {
+	out := &enrichv1.ListAgentsResponse{}
+	for _, sess := range c.s.sessions.snapshot() {
+		out.Agents = append(out.Agents, sess.info(c.s.advertised))
+	}
+	slices.SortFunc(out.Agents, func(a, b *enrichv1.AgentInfo) int { return strings.Compare(a.GetAgentId(), b.GetAgentId()) })
+	return out, nil
+}
+
+func (c *controlService) DrainAgent(_ context.Context, req *enrichv1.DrainAgentRequest) (*enrichv1.DrainAgentResponse, error) {
+	sess := c.s.sessions.agent(req.GetAgentId())
+	if sess == nil {
+		return nil, status.Errorf(codes.NotFound, "agent %q is not connected", req.GetAgentId())
+	}
+	sess.drain()
+	sess.send(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: "drained by operator"}}})
+	c.s.log.Named("control").Info("agent drained", "agent_id", sess.agentID)
+	return &enrichv1.DrainAgentResponse{Agent: sess.info(c.s.advertised)}, nil
+}
+
+func (c *controlService) GetDossier(ctx context.Context, req *enrichv1.GetDossierRequest) (*enrichv1.GetDossierResponse, error) {
+	it, err := c.s.st.GetItem(ctx, req.GetBatchId(), req.GetEntityId())
+	if err != nil {
+		return nil, storeError(err)
+	}
+	res, err := c.s.st.Result(ctx, it.ID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, status.Errorf(codes.NotFound, "entity %q has no dossier yet (state %s)", it.EntityID, it.State)
+		}
+		return nil, storeError(err)
+	}
+	pi := itemToProto(it)
+	pi.Metrics = metricsToProto(res.Metrics)
+	return &enrichv1.GetDossierResponse{Item: pi, DossierJson: res.Dossier}, nil
+}
+
+// batchProto reads a batch with its per-instance progress and agent coverage.
+func (s *Server) batchProto(ctx context.Context, id string) (*enrichv1.Batch, error) {
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "batch id is required")
+	}
+	b, err := s.st.GetBatch(ctx, id)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	counts, err := s.st.BatchCounts(ctx, id)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	agents := s.sessions.agentsServing()
+	out := &enrichv1.Batch{
+		Id:                 b.ID,
+		State:              batchStates[b.State],
+		CreatedAt:          timestamp(b.CreatedAt),
+		LaunchedAt:         timestamp(b.LaunchedAt),
+		FinishedAt:         timestamp(b.FinishedAt),
+		ConsolidatedAt:     timestamp(b.ConsolidatedAt),
+		OutputDir:          b.OutputDir,
+		Source:             b.Source,
+		ConsolidationError: b.ConsolidationError,
+	}
+	for _, name := range s.instanceOrder(counts) {
+		c := counts[name]
+		out.Instances = append(out.Instances, &enrichv1.InstanceProgress{
+			InstanceType:    name,
+			Total:           int32(c.Total),
+			Pending:         int32(c.Pending),
+			Leased:          int32(c.Leased),
+			Succeeded:       int32(c.Succeeded),
+			Failed:          int32(c.Failed),
+			Cancelled:       int32(c.Cancelled),
+			Skipped:         int32(c.Skipped),
+			Retrying:        int32(c.Retrying),
+			Agents:          int32(agents[name]),
+			WaitingForAgent: b.State == store.BatchRunning && c.Pending > 0 && agents[name] == 0,
+		})
+	}
+	return out, nil
+}
+
+// instanceOrder lists the batch's instance types in configuration order, then any others.
+func (s *Server) instanceOrder(counts map[string]store.StateCounts) []string {
+	var out []string
+	for _, name := range s.cfg.InstanceNames() {
+		if _, ok := counts[name]; ok {
+			out = append(out, name)
+		}
+	}
+	var rest []string
+	for name := range counts {
+		if !slices.Contains(out, name) {
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
+}

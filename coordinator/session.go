@@ -1,0 +1,238 @@
+package coordinator
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
+)
+
+// leaseInfo is what a session remembers of a lease it holds.
+type leaseInfo struct {
+	token        int64
+	instanceType string
+	entityID     string
+}
+
+// session is one connected agent stream. Only its writer goroutine calls stream.Send; everyone
+// else queues messages with send.
+type session struct {
+	id          string
+	agentID     string
+	hostname    string
+	version     string
+	types       []string
+	slots       int
+	labels      map[string]string
+	connectedAt time.Time
+
+	out    chan *enrichv1.ConnectResponse
+	done   chan struct{}
+	cancel context.CancelFunc
+
+	mu            sync.Mutex
+	credits       int
+	inFlight      map[int64]leaseInfo
+	lastHeartbeat time.Time
+	draining      bool
+}
+
+func newSession(id string, hello *enrichv1.Hello, now time.Time, cancel context.CancelFunc) *session {
+	return &session{
+		id:            id,
+		agentID:       hello.GetAgentId(),
+		hostname:      hello.GetHostname(),
+		version:       hello.GetVersion(),
+		types:         slices.Clone(hello.GetInstanceTypes()),
+		slots:         int(hello.GetSlots()),
+		labels:        hello.GetLabels(),
+		connectedAt:   now,
+		lastHeartbeat: now,
+		out:           make(chan *enrichv1.ConnectResponse, 1024),
+		done:          make(chan struct{}),
+		cancel:        cancel,
+		inFlight:      map[int64]leaseInfo{},
+	}
+}
+
+// send queues a message for the session's writer; it gives up when the session has ended.
+func (s *session) send(msg *enrichv1.ConnectResponse) bool {
+	select {
+	case s.out <- msg:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// addCredit records n more wanted leases, never letting leases in flight plus credits exceed the
+// agent's slots: an agent cannot be handed more work than it runs at once.
+func (s *session) addCredit(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return
+	}
+	s.credits = min(s.credits+n, max(0, s.slots-len(s.inFlight)))
+}
+
+// wanted returns the session's outstanding credits, 0 while draining.
+func (s *session) wanted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return 0
+	}
+	return s.credits
+}
+
+// granted records leases handed to the session.
+func (s *session) granted(leases map[int64]leaseInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, l := range leases {
+		s.inFlight[id] = l
+	}
+	s.credits = max(0, s.credits-len(leases))
+}
+
+// hold records leases the agent reported holding after a reconnect.
+func (s *session) hold(id int64, l leaseInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inFlight[id] = l
+}
+
+// release forgets a lease if it is still the one the session holds.
+func (s *session) release(itemID, token int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.inFlight[itemID]; ok && l.token <= token {
+		delete(s.inFlight, itemID)
+	}
+}
+
+func (s *session) lease(itemID int64) (leaseInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.inFlight[itemID]
+	return l, ok
+}
+
+func (s *session) heartbeat(now time.Time) {
+	s.mu.Lock()
+	s.lastHeartbeat = now
+	s.mu.Unlock()
+}
+
+func (s *session) drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.credits = 0
+	s.mu.Unlock()
+}
+
+func (s *session) info(coordinator string) *enrichv1.AgentInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &enrichv1.AgentInfo{
+		AgentId:       s.agentID,
+		SessionId:     s.id,
+		Hostname:      s.hostname,
+		Version:       s.version,
+		InstanceTypes: s.types,
+		Slots:         int32(s.slots),
+		InFlight:      int32(len(s.inFlight)),
+		ConnectedAt:   timestamp(s.connectedAt),
+		LastHeartbeat: timestamp(s.lastHeartbeat),
+		Draining:      s.draining,
+		Labels:        s.labels,
+		Coordinator:   coordinator,
+	}
+}
+
+func (s *session) serves(instanceType string) bool {
+	return slices.Contains(s.types, instanceType)
+}
+
+// registry holds the connected sessions.
+type registry struct {
+	mu       sync.Mutex
+	byID     map[string]*session
+	byAgent  map[string]*session
+	rotation int
+}
+
+func newRegistry() *registry {
+	return &registry{byID: map[string]*session{}, byAgent: map[string]*session{}}
+}
+
+// add registers s and returns the session it replaces (same agent id), if any.
+func (r *registry) add(s *session) *session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.byAgent[s.agentID]
+	if old != nil {
+		delete(r.byID, old.id)
+	}
+	r.byID[s.id] = s
+	r.byAgent[s.agentID] = s
+	return old
+}
+
+func (r *registry) remove(s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.byID, s.id)
+	if r.byAgent[s.agentID] == s {
+		delete(r.byAgent, s.agentID)
+	}
+}
+
+func (r *registry) get(id string) *session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byID[id]
+}
+
+func (r *registry) agent(agentID string) *session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byAgent[agentID]
+}
+
+// snapshot returns the sessions, rotated on every call so no session is always served first.
+func (r *registry) snapshot() []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*session, 0, len(r.byID))
+	for _, s := range r.byID {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *session) int {
+		if a.id < b.id {
+			return -1
+		}
+		return 1
+	})
+	if len(out) > 0 {
+		r.rotation = (r.rotation + 1) % len(out)
+		out = append(out[r.rotation:], out[:r.rotation]...)
+	}
+	return out
+}
+
+// agentsServing counts connected sessions per instance type.
+func (r *registry) agentsServing() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for _, s := range r.byID {
+		for _, t := range s.types {
+			out[t]++
+		}
+	}
+	return out
+}
