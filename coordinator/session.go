@@ -67,15 +67,16 @@ func (s *session) send(msg *enrichv1.ConnectResponse) bool {
 	}
 }
 
-// addCredit records n more wanted leases, never letting leases in flight plus credits exceed the
-// agent's slots: an agent cannot be handed more work than it runs at once.
+// addCredit records n more wanted leases. Outstanding credits never exceed the agent's slots.
+// Leases in flight are not subtracted: the agent frees a slot when its runner ends, before the
+// result is committed here, and counting both would lose that credit.
 func (s *session) addCredit(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.draining {
+	if s.draining || n <= 0 {
 		return
 	}
-	s.credits = min(s.credits+n, max(0, s.slots-len(s.inFlight)))
+	s.credits = min(s.credits+n, s.slots)
 }
 
 // wanted returns the session's outstanding credits, 0 while draining.

@@ -1,0 +1,120 @@
+// Command enrich-agent runs enrichment work leased by a coordinator: one runner process per lease,
+// up to --slots at once.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sportsintel/enrich/agent"
+	"github.com/sportsintel/enrich/agent/runner"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "enrich-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+type labels map[string]string
+
+func (l labels) String() string { return fmt.Sprint(map[string]string(l)) }
+func (l labels) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("label %q: want KEY=VALUE", v)
+	}
+	l[k] = val
+	return nil
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("enrich-agent", flag.ContinueOnError)
+	coordinator := fs.String("coordinator", envOr("ENRICH_COORDINATOR", "127.0.0.1:7400"), "coordinator gRPC address HOST:PORT (env ENRICH_COORDINATOR)")
+	id := fs.String("id", envOr("ENRICH_AGENT_ID", ""), "agent id, unique in the fleet (default: host name; env ENRICH_AGENT_ID)")
+	types := fs.String("types", envOr("ENRICH_TYPES", "entities,persons,leagues"), "instance types to serve, by name or alias (env ENRICH_TYPES)")
+	slots := fs.Int("slots", 4, "runs at once")
+	runnerKind := fs.String("runner", "offline", "runner: offline (built in, no network) or exec (--exec command per lease)")
+	execCmd := fs.String("exec", "", "command run with /bin/sh -c per lease (runner exec): prompt on stdin, dossier JSON on stdout")
+	execGrace := fs.Duration("exec-grace", runner.DefaultGrace, "time between SIGTERM and SIGKILL when a run is cancelled")
+	workDir := fs.String("workdir", "", "folder for runner scratch files (default: a temporary folder)")
+	offlineDelay := fs.String("offline-delay", "0", "simulated work time of the offline runner: 2s, or a range 1s-3s")
+	spool := fs.String("spool", envOr("ENRICH_SPOOL", ""), "folder keeping finished results until the coordinator has them (default: memory only)")
+	logLevel := fs.String("log-level", envOr("ENRICH_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
+	logFormat := fs.String("log-format", envOr("ENRICH_LOG_FORMAT", "text"), "text or json")
+	lbls := labels{}
+	fs.Var(lbls, "label", "KEY=VALUE label shown in `enrichctl agents` (repeatable)")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *version {
+		fmt.Println(agent.Version)
+		return nil
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		return fmt.Errorf("--log-format %q: want text or json", *logFormat)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "agent", Level: hclog.LevelFromString(*logLevel), JSONFormat: *logFormat == "json", Output: os.Stderr})
+
+	var r runner.Runner
+	switch *runnerKind {
+	case "offline":
+		lo, hi, err := runner.ParseDelay(*offlineDelay)
+		if err != nil {
+			return fmt.Errorf("--offline-delay: %w", err)
+		}
+		r = &runner.Offline{MinDelay: lo, MaxDelay: hi}
+	case "exec":
+		if strings.TrimSpace(*execCmd) == "" {
+			return fmt.Errorf("--runner exec needs --exec 'COMMAND ...'")
+		}
+		dir := *workDir
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "enrich-agent-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			dir = tmp
+		} else if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		r = &runner.Exec{Command: *execCmd, WorkDir: dir, Grace: *execGrace}
+	default:
+		return fmt.Errorf("--runner %q: want offline or exec", *runnerKind)
+	}
+
+	var typeList []string
+	for _, t := range strings.Split(*types, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			typeList = append(typeList, t)
+		}
+	}
+	a, err := agent.New(agent.Config{Coordinator: *coordinator, ID: *id, Types: typeList, Slots: *slots, Runner: r,
+		SpoolDir: *spool, Labels: lbls, Logger: log})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return a.Run(ctx)
+}
