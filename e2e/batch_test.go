@@ -75,7 +75,7 @@ func TestExampleBatchEndToEnd(t *testing.T) {
 	require.Equal(t, 90, total, "exactly one dossier per entity")
 
 	var rep struct {
-		Totals struct{ Total, Succeeded, Failed int }
+		Totals    struct{ Total, Succeeded, Failed int }
 		Instances []struct {
 			InstanceType  string `json:"instance_type"`
 			Succeeded     int
