@@ -149,14 +149,17 @@ func (r *reportTx) finishBatches(ctx context.Context) ([]string, error) {
 		if st != store.BatchRunning {
 			continue
 		}
-		if err := r.tx.QueryRowContext(ctx, `SELECT
-			COALESCE(sum(CASE WHEN state IN (?, ?) THEN 1 ELSE 0 END), 0),
-			COALESCE(sum(CASE WHEN state = ? THEN 1 ELSE 0 END), 0)
-			FROM items WHERE batch_id = ?`, store.ItemPending, store.ItemLeased, store.ItemFailed, id).Scan(&open, &failed); err != nil {
+		// An indexed existence check, not a count: this runs on every commit of a running batch.
+		if err := r.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM items WHERE batch_id = ? AND state IN (?, ?))`,
+			id, store.ItemPending, store.ItemLeased).Scan(&open); err != nil {
 			return nil, fmt.Errorf("count open items of %s: %w", id, err)
 		}
 		if open > 0 {
 			continue
+		}
+		if err := r.tx.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE batch_id = ? AND state = ?`,
+			id, store.ItemFailed).Scan(&failed); err != nil {
+			return nil, fmt.Errorf("count failed items of %s: %w", id, err)
 		}
 		end := store.BatchCompleted
 		if failed > 0 {

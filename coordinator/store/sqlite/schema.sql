@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS items (
 -- The claim path: pending items of one type, highest priority first, then oldest.
 CREATE INDEX IF NOT EXISTS items_claim ON items (instance_type, state, priority DESC, id);
 CREATE INDEX IF NOT EXISTS items_batch ON items (batch_id, state);
+-- Covers the per-type progress counts, read by every watcher, without touching the rows.
+CREATE INDEX IF NOT EXISTS items_batch_progress ON items (batch_id, instance_type, state, attempt);
 CREATE INDEX IF NOT EXISTS items_expiry ON items (state, expires_at);
 
 CREATE TABLE IF NOT EXISTS results (
