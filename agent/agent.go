@@ -83,11 +83,10 @@ type Agent struct {
 	spool *spool
 	host  string
 
-	mu       sync.Mutex
-	runs     map[int64]*run
-	current  *connection
-	draining bool
-	gen      uint64
+	mu      sync.Mutex
+	runs    map[int64]*run
+	current *connection
+	gen     uint64
 
 	stats stats
 }
@@ -175,6 +174,9 @@ type connection struct {
 	topUp     chan struct{}
 	done      chan struct{}
 	requested int // credits sent and not yet used by a lease; guarded by Agent.mu
+	// draining is per session: a coordinator that shuts down drains its agents, and they must ask
+	// the next coordinator for work again.
+	draining bool // guarded by Agent.mu
 }
 
 func (c *connection) send(msg *enrichv1.ConnectRequest) bool {
@@ -290,7 +292,7 @@ func (a *Agent) writeLoop(ctx context.Context, stream enrichv1.AgentService_Conn
 func (a *Agent) creditsToAsk(c *connection) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.draining {
+	if c.draining {
 		return 0
 	}
 	n := a.cfg.Slots - len(a.runs) - c.requested
@@ -330,7 +332,7 @@ func (a *Agent) readLoop(ctx context.Context, stream enrichv1.AgentService_Conne
 			a.cancelRun(c, m.Cancel)
 		case *enrichv1.ConnectResponse_Drain:
 			a.mu.Lock()
-			a.draining = true
+			c.draining = true
 			a.mu.Unlock()
 			a.log.Info("draining: no new leases", "reason", m.Drain.GetReason())
 		case *enrichv1.ConnectResponse_Welcome:

@@ -128,6 +128,7 @@ type cluster struct {
 	dir      string
 	dossiers string
 	coord    *proc
+	args     []string
 	ctl      enrichv1.ControlServiceClient
 }
 
@@ -146,6 +147,7 @@ func newCluster(t *testing.T, opts clusterOpts) *cluster {
 		require.NoError(t, os.WriteFile(path, []byte(opts.config), 0o644))
 		args = append(args, "--config", path)
 	}
+	c.args = args
 	c.coord = start(t, "enrich-coordinator", args...)
 	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
@@ -159,6 +161,14 @@ func newCluster(t *testing.T, opts clusterOpts) *cluster {
 	}, 30*time.Second, 50*time.Millisecond, "coordinator never became healthy")
 	c.ctl = enrichv1.NewControlServiceClient(conn)
 	return c
+}
+
+// restartCoordinator stops the coordinator process and starts it again on the same address and
+// database, as an operator's restart would.
+func (c *cluster) restartCoordinator() {
+	c.t.Helper()
+	c.coord.stop()
+	c.coord = start(c.t, "enrich-coordinator", c.args...)
 }
 
 func (c *cluster) agent(id string, args ...string) *proc {
@@ -221,8 +231,10 @@ func (c *cluster) waitConsolidated(id string) *enrichv1.Batch {
 	c.t.Helper()
 	var b *enrichv1.Batch
 	require.Eventually(c.t, func() bool {
-		b = c.batch(id)
-		return b.GetConsolidatedAt() != nil
+		// Errors are expected while a coordinator restarts; keep asking.
+		res, err := c.ctl.GetBatch(context.Background(), &enrichv1.GetBatchRequest{BatchId: id})
+		b = res.GetBatch()
+		return err == nil && b.GetConsolidatedAt() != nil
 	}, 2*time.Minute, 50*time.Millisecond, "batch %s never consolidated", id)
 	return b
 }

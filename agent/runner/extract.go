@@ -20,24 +20,45 @@ func ExtractJSON(out []byte) ([]byte, error) {
 	if doc := lastFenced(trimmed); doc != nil {
 		return doc, nil
 	}
+	if found := lastTopLevelObject(trimmed); found != nil {
+		return found, nil
+	}
+	return nil, ErrNoJSON
+}
+
+// lastTopLevelObject scans once, tracking brace depth outside JSON strings, and returns the last
+// balanced top-level {...} that parses. One pass keeps hostile output (megabytes of "{") linear,
+// and an object cut off by a truncated answer never yields a fragment of its inside.
+func lastTopLevelObject(b []byte) []byte {
 	var found []byte
-	for i := 0; i < len(trimmed); i++ {
-		if trimmed[i] != '{' {
-			continue
-		}
-		end := matchBrace(trimmed[i:])
-		if end < 0 {
-			continue
-		}
-		if cand := trimmed[i : i+end+1]; isObject(cand) {
-			found = cand
-			i += end
+	depth, start, inString, escaped := 0, 0, false, false
+	for i, c := range b {
+		switch {
+		case depth == 0:
+			if c == '{' {
+				depth, start = 1, i
+			}
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{':
+			depth++
+		case c == '}':
+			depth--
+			if depth == 0 && isObject(b[start:i+1]) {
+				found = b[start : i+1]
+			}
 		}
 	}
-	if found == nil {
-		return nil, ErrNoJSON
-	}
-	return found, nil
+	return found
 }
 
 func isObject(b []byte) bool {
@@ -72,32 +93,4 @@ func lastFenced(b []byte) []byte {
 		}
 		rest = body[end+3:]
 	}
-}
-
-// matchBrace returns the index of the brace closing b[0], skipping strings, or -1.
-func matchBrace(b []byte) int {
-	depth, inString, escaped := 0, false, false
-	for i, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{':
-			depth++
-		case c == '}':
-			depth--
-			if depth == 0 {
-				return i
-			}
-		}
-	}
-	return -1
 }
