@@ -19,7 +19,7 @@ func (s *Server) batchesFinished(ctx context.Context, ids []string) {
 		s.log.Named("batch").Info("batch finished", "batch_id", id, "state", b.State)
 		s.hub.publish(id)
 		if s.cfg.Consolidation.AutoEnabled() {
-			s.goBackground(func() { _, _ = s.consolidate(ctx, id) })
+			s.goBackground(func() { _, _ = s.consolidate(s.runCtx, id) })
 		}
 	}
 }

@@ -53,6 +53,9 @@ type Server struct {
 	outputDirsMu  sync.Mutex
 
 	background sync.WaitGroup
+	// runCtx lives as long as Run: work started on behalf of a request (consolidating a batch
+	// it ended) must not die with the request.
+	runCtx context.Context
 }
 
 // New builds a coordinator over an open store. reg receives the coordinator's metrics and is
@@ -96,6 +99,7 @@ func (s *Server) GRPCServer() *grpc.Server {
 func (s *Server) Run(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.runCtx = ctx
 	if grpcLis != nil {
 		s.advertised = grpcLis.Addr().String()
 	}

@@ -63,7 +63,7 @@ func watch(ctx context.Context, client enrichv1.ControlServiceClient, cfg watchC
 	switch {
 	case p.json:
 		r = jsonRenderer{p}
-	case isTerminal(p.out):
+	case barsFit(p.out):
 		r = newBarRenderer(p.out, p.now)
 	default:
 		r = &lineRenderer{p: p}
@@ -135,9 +135,19 @@ func watchEnded(r watchRenderer, last *enrichv1.Batch, p *printer) error {
 	return nil
 }
 
-func isTerminal(w io.Writer) bool {
+// minBarWidth is the narrowest terminal the bars are drawn on: mpb draws
+// nothing at all on a terminal reporting no width (some ptys), so those get
+// plain lines.
+const minBarWidth = 60
+
+// barsFit reports whether w is a terminal wide enough for live bars.
+func barsFit(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	width, _, err := term.GetSize(int(f.Fd()))
+	return err == nil && width >= minBarWidth
 }
 
 // jsonRenderer prints every update as one JSON object per line.

@@ -27,7 +27,9 @@ type barRenderer struct {
 
 func newBarRenderer(w io.Writer, now func() time.Time) *barRenderer {
 	return &barRenderer{
-		prog: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40)),
+		// Auto refresh is mpb's default on a terminal only; forcing it keeps
+		// the renderer drawing on any writer, which tests rely on.
+		prog: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithAutoRefresh()),
 		now:  now,
 		bars: map[string]*mpb.Bar{},
 		cur:  map[string]*enrichv1.InstanceProgress{},
@@ -101,8 +103,9 @@ func (r *barRenderer) finish(b *enrichv1.Batch) error {
 	if err := r.update(b); err != nil {
 		return err
 	}
-	for _, ip := range b.GetInstances() {
-		bar := r.bars[ip.GetInstanceType()]
+	// Every bar must complete or abort, or Wait never returns.
+	for name, bar := range r.bars {
+		ip := r.progress(name)
 		if ended(ip) >= selected(ip) {
 			bar.EnableTriggerComplete()
 		} else {

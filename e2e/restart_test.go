@@ -41,3 +41,33 @@ func TestCoordinatorRestartMidBatch(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &rep))
 	require.Zero(t, rep.Duplicates, "no result was delivered twice")
 }
+
+// Cancelling a running batch stops its runners, ends the batch cancelled with what finished kept,
+// and releases `launch --wait` with exit code 4.
+func TestCancelRunningBatch(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, clusterOpts{})
+	c.agent("agent-slow", "--types", "entities", "--slots", "2", "--offline-delay", "300ms")
+	c.waitAgents(1)
+	id := batchIDFrom(t, c.enrichctl("prepare", "--from", examplePath("entities.jsonl"), "--instance2=0", "--instance3=0"))
+	waited := make(chan ctlResult, 1)
+	go func() { waited <- c.enrichctl("launch", id, "--wait") }()
+	require.Eventually(t, func() bool { return c.progress(id, "entities").GetSucceeded() >= 2 }, time.Minute, 20*time.Millisecond)
+
+	r := c.enrichctl("cancel", id, "--reason", "operator changed plans")
+	require.Equal(t, 0, r.code, r.stderr)
+	select {
+	case res := <-waited:
+		require.Equal(t, 4, res.code, "launch --wait exits 4 on cancel\n%s\n%s", res.stdout, res.stderr)
+	case <-time.After(time.Minute):
+		t.Fatal("launch --wait did not return after cancel")
+	}
+	b := c.waitConsolidated(id)
+	require.Equal(t, enrichv1.BatchState_BATCH_STATE_CANCELLED, b.GetState())
+	p := c.progress(id, "entities")
+	require.Positive(t, p.GetSucceeded())
+	require.Equal(t, p.GetTotal(), p.GetSucceeded()+p.GetCancelled())
+	files, err := filepath.Glob(filepath.Join(b.GetOutputDir(), "entities", "*.json"))
+	require.NoError(t, err)
+	require.Len(t, files, int(p.GetSucceeded()), "finished work is kept")
+}
