@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sportsintel/enrich/coordinator/consolidate"
 	"github.com/sportsintel/enrich/coordinator/store"
 	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
 )
@@ -479,7 +480,7 @@ func (s *Server) batchProto(ctx context.Context, id string) (*enrichv1.Batch, er
 		Source:             b.Source,
 		ConsolidationError: b.ConsolidationError,
 	}
-	for _, name := range s.instanceOrder(counts) {
+	for _, name := range consolidate.OrderedKeys(counts, s.cfg.InstanceNames()) {
 		c := counts[name]
 		out.Instances = append(out.Instances, &enrichv1.InstanceProgress{
 			InstanceType:    name,
@@ -496,22 +497,4 @@ func (s *Server) batchProto(ctx context.Context, id string) (*enrichv1.Batch, er
 		})
 	}
 	return out, nil
-}
-
-// instanceOrder lists the batch's instance types in configuration order, then any others.
-func (s *Server) instanceOrder(counts map[string]store.StateCounts) []string {
-	var out []string
-	for _, name := range s.cfg.InstanceNames() {
-		if _, ok := counts[name]; ok {
-			out = append(out, name)
-		}
-	}
-	var rest []string
-	for name := range counts {
-		if !slices.Contains(out, name) {
-			rest = append(rest, name)
-		}
-	}
-	sort.Strings(rest)
-	return append(out, rest...)
 }

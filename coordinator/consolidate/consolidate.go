@@ -136,8 +136,9 @@ func writeAtomic(path string, data []byte) error {
 	return nil
 }
 
-// sortedKeys lists instance types in the report's order, then any others alphabetically.
-func sortedKeys[V any](m map[string]V, order []string) []string {
+// OrderedKeys lists m's keys (instance types) in the given order, then any others alphabetically,
+// so reports and status show types in configuration order.
+func OrderedKeys[V any](m map[string]V, order []string) []string {
 	var out []string
 	for _, k := range order {
 		if _, ok := m[k]; ok {

@@ -136,7 +136,7 @@ func buildReport(b *store.Batch, items []*store.Item, results []*store.ResultRow
 		r.Dossiers = append(r.Dossiers, Entry{EntityID: res.Item.EntityID, Name: res.Item.Name,
 			InstanceType: res.Item.InstanceType, File: files[res.Item.ID]})
 	}
-	for _, name := range sortedKeys(per, order) {
+	for _, name := range OrderedKeys(per, order) {
 		ir := per[name]
 		ir.DurationP50MS = percentile(durations[name], 0.50).Milliseconds()
 		ir.DurationP95MS = percentile(durations[name], 0.95).Milliseconds()
