@@ -154,10 +154,6 @@ func (s *session) info(coordinator string) *enrichv1.AgentInfo {
 	}
 }
 
-func (s *session) serves(instanceType string) bool {
-	return slices.Contains(s.types, instanceType)
-}
-
 // registry holds the connected sessions.
 type registry struct {
 	mu       sync.Mutex
