@@ -422,7 +422,7 @@ func (a *Agent) execute(ctx context.Context, r *run) {
 	delete(a.runs, ref.GetItemId())
 	c := a.current
 	a.mu.Unlock()
-	a.stats.runEnded()
+	a.stats.runEnded(r.lease, msg)
 	if c == nil {
 		return // sent from the spool on the next session
 	}

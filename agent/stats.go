@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
 )
 
 // stats measures lease dispatch latency: the time from asking for a lease (sending a credit) to
@@ -14,6 +16,8 @@ type stats struct {
 	asked     []time.Time
 	latencies []time.Duration
 	runsEnded int
+	// prom is set by RegisterMetrics; nil when the agent exports no metrics.
+	prom *runMetrics
 }
 
 // maxSamples bounds memory in long-running agents; benchmarks stay below it.
@@ -47,12 +51,20 @@ func (s *stats) leaseReceived() {
 	if len(s.latencies) < maxSamples {
 		s.latencies = append(s.latencies, now.Sub(asked))
 	}
+	if s.prom != nil {
+		s.prom.dispatch.Observe(now.Sub(asked).Seconds())
+	}
 }
 
-func (s *stats) runEnded() {
+// runEnded counts a finished run; msg is what it reports (result, failure or cancel ack).
+func (s *stats) runEnded(lease *enrichv1.Lease, msg *enrichv1.ConnectRequest) {
 	s.mu.Lock()
 	s.runsEnded++
+	prom := s.prom
 	s.mu.Unlock()
+	if prom != nil {
+		prom.observeRun(lease, msg)
+	}
 }
 
 // Stats is a snapshot of an agent's measurements.

@@ -6,12 +6,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sportsintel/enrich/agent"
 	"github.com/sportsintel/enrich/agent/runner"
@@ -55,6 +58,7 @@ func run(args []string) error {
 	workDir := fs.String("workdir", "", "folder for runner scratch files (default: a temporary folder)")
 	offlineDelay := fs.String("offline-delay", "0", "simulated work time of the offline runner: 2s, or a range 1s-3s")
 	spool := fs.String("spool", envOr("ENRICH_SPOOL", ""), "folder keeping finished results until the coordinator has them (default: memory only)")
+	metricsAddr := fs.String("metrics-addr", envOr("ENRICH_METRICS_ADDR", ""), "serve Prometheus /metrics on HOST:PORT (default: off; env ENRICH_METRICS_ADDR)")
 	logLevel := fs.String("log-level", envOr("ENRICH_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
 	logFormat := fs.String("log-format", envOr("ENRICH_LOG_FORMAT", "text"), "text or json")
 	lbls := labels{}
@@ -116,5 +120,23 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if err := a.RegisterMetrics(reg); err != nil {
+			return err
+		}
+		// A metrics listener that cannot start is a configuration error: fail before taking work.
+		lis, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		log.Info("serving metrics", "addr", lis.Addr().String())
+		go func() {
+			if err := agent.ServeMetrics(ctx, lis, reg); err != nil {
+				log.Error("metrics server stopped", "error", err)
+			}
+		}()
+	}
 	return a.Run(ctx)
 }
