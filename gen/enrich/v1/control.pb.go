@@ -708,8 +708,11 @@ func (x *RetryBatchResponse) GetRequeued() int32 {
 }
 
 type ConsolidateBatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BatchId       string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	BatchId string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// Also render each dossier and the report to PDF (the configuration's consolidation.pdf does
+	// this for every consolidation).
+	Pdf           bool `protobuf:"varint,2,opt,name=pdf,proto3" json:"pdf,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -751,11 +754,20 @@ func (x *ConsolidateBatchRequest) GetBatchId() string {
 	return ""
 }
 
+func (x *ConsolidateBatchRequest) GetPdf() bool {
+	if x != nil {
+		return x.Pdf
+	}
+	return false
+}
+
 type ConsolidateBatchResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Batch         *Batch                 `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
-	OutputDir     string                 `protobuf:"bytes,2,opt,name=output_dir,json=outputDir,proto3" json:"output_dir,omitempty"`
-	Dossiers      int32                  `protobuf:"varint,3,opt,name=dossiers,proto3" json:"dossiers,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Batch     *Batch                 `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	OutputDir string                 `protobuf:"bytes,2,opt,name=output_dir,json=outputDir,proto3" json:"output_dir,omitempty"`
+	Dossiers  int32                  `protobuf:"varint,3,opt,name=dossiers,proto3" json:"dossiers,omitempty"`
+	// PDF files written (dossiers and report); 0 when PDF export was not asked for.
+	Pdfs          int32 `protobuf:"varint,4,opt,name=pdfs,proto3" json:"pdfs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -807,6 +819,13 @@ func (x *ConsolidateBatchResponse) GetOutputDir() string {
 func (x *ConsolidateBatchResponse) GetDossiers() int32 {
 	if x != nil {
 		return x.Dossiers
+	}
+	return 0
+}
+
+func (x *ConsolidateBatchResponse) GetPdfs() int32 {
+	if x != nil {
+		return x.Pdfs
 	}
 	return 0
 }
@@ -1243,14 +1262,16 @@ const file_enrich_v1_control_proto_rawDesc = "" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\"X\n" +
 	"\x12RetryBatchResponse\x12&\n" +
 	"\x05batch\x18\x01 \x01(\v2\x10.enrich.v1.BatchR\x05batch\x12\x1a\n" +
-	"\brequeued\x18\x02 \x01(\x05R\brequeued\"4\n" +
+	"\brequeued\x18\x02 \x01(\x05R\brequeued\"F\n" +
 	"\x17ConsolidateBatchRequest\x12\x19\n" +
-	"\bbatch_id\x18\x01 \x01(\tR\abatchId\"}\n" +
+	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\x10\n" +
+	"\x03pdf\x18\x02 \x01(\bR\x03pdf\"\x91\x01\n" +
 	"\x18ConsolidateBatchResponse\x12&\n" +
 	"\x05batch\x18\x01 \x01(\v2\x10.enrich.v1.BatchR\x05batch\x12\x1d\n" +
 	"\n" +
 	"output_dir\x18\x02 \x01(\tR\toutputDir\x12\x1a\n" +
-	"\bdossiers\x18\x03 \x01(\x05R\bdossiers\"\x96\x01\n" +
+	"\bdossiers\x18\x03 \x01(\x05R\bdossiers\x12\x12\n" +
+	"\x04pdfs\x18\x04 \x01(\x05R\x04pdfs\"\x96\x01\n" +
 	"\x10ListItemsRequest\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12,\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x14.enrich.v1.ItemStateR\x06states\x12#\n" +

@@ -307,8 +307,24 @@ type InstanceProgress struct {
 	Agents int32 `protobuf:"varint,10,opt,name=agents,proto3" json:"agents,omitempty"`
 	// True when items of this type are pending and no connected agent serves the type.
 	WaitingForAgent bool `protobuf:"varint,11,opt,name=waiting_for_agent,json=waitingForAgent,proto3" json:"waiting_for_agent,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Median runner duration of this type's successful attempts in the batch (unset before the first).
+	DurationP50 *durationpb.Duration `protobuf:"bytes,12,opt,name=duration_p50,json=durationP50,proto3" json:"duration_p50,omitempty"`
+	// Runner slots of connected agents working for this type: each agent's slots are shared evenly
+	// among the types it serves that still have open work in the batch, capped by max_concurrent.
+	Slots int32 `protobuf:"varint,13,opt,name=slots,proto3" json:"slots,omitempty"`
+	// Cost of every finished attempt of this type, successful or not.
+	CostUsd float64 `protobuf:"fixed64,14,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
+	// Attempts that ended (succeeded, failed, duplicate or stale).
+	Attempts int32 `protobuf:"varint,15,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Attempts that ended in a failure, retried or final.
+	FailedAttempts int32 `protobuf:"varint,16,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
+	// Attempts that failed and were retried.
+	Retries int32 `protobuf:"varint,17,opt,name=retries,proto3" json:"retries,omitempty"`
+	// Estimated time until the type's open items end, from duration_p50 and slots; unset when
+	// unknown (no finished attempt yet, or no agent serving the type).
+	Eta           *durationpb.Duration `protobuf:"bytes,18,opt,name=eta,proto3" json:"eta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InstanceProgress) Reset() {
@@ -418,6 +434,55 @@ func (x *InstanceProgress) GetWaitingForAgent() bool {
 	return false
 }
 
+func (x *InstanceProgress) GetDurationP50() *durationpb.Duration {
+	if x != nil {
+		return x.DurationP50
+	}
+	return nil
+}
+
+func (x *InstanceProgress) GetSlots() int32 {
+	if x != nil {
+		return x.Slots
+	}
+	return 0
+}
+
+func (x *InstanceProgress) GetCostUsd() float64 {
+	if x != nil {
+		return x.CostUsd
+	}
+	return 0
+}
+
+func (x *InstanceProgress) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *InstanceProgress) GetFailedAttempts() int32 {
+	if x != nil {
+		return x.FailedAttempts
+	}
+	return 0
+}
+
+func (x *InstanceProgress) GetRetries() int32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *InstanceProgress) GetEta() *durationpb.Duration {
+	if x != nil {
+		return x.Eta
+	}
+	return nil
+}
+
 type Batch struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -433,8 +498,10 @@ type Batch struct {
 	Instances []*InstanceProgress `protobuf:"bytes,9,rep,name=instances,proto3" json:"instances,omitempty"`
 	// Set when the last consolidation failed; the batch's results are kept in the store.
 	ConsolidationError string `protobuf:"bytes,10,opt,name=consolidation_error,json=consolidationError,proto3" json:"consolidation_error,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Cost of every finished attempt of the batch.
+	CostUsd       float64 `protobuf:"fixed64,11,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Batch) Reset() {
@@ -535,6 +602,13 @@ func (x *Batch) GetConsolidationError() string {
 		return x.ConsolidationError
 	}
 	return ""
+}
+
+func (x *Batch) GetCostUsd() float64 {
+	if x != nil {
+		return x.CostUsd
+	}
+	return 0
 }
 
 // LeaseRef names one grant of one work item: the item and the fencing token of the grant.
@@ -975,7 +1049,7 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"sourceLine\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc8\x04\n" +
 	"\x10InstanceProgress\x12#\n" +
 	"\rinstance_type\x18\x01 \x01(\tR\finstanceType\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x18\n" +
@@ -988,7 +1062,14 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"\bretrying\x18\t \x01(\x05R\bretrying\x12\x16\n" +
 	"\x06agents\x18\n" +
 	" \x01(\x05R\x06agents\x12*\n" +
-	"\x11waiting_for_agent\x18\v \x01(\bR\x0fwaitingForAgent\"\xe1\x03\n" +
+	"\x11waiting_for_agent\x18\v \x01(\bR\x0fwaitingForAgent\x12<\n" +
+	"\fduration_p50\x18\f \x01(\v2\x19.google.protobuf.DurationR\vdurationP50\x12\x14\n" +
+	"\x05slots\x18\r \x01(\x05R\x05slots\x12\x19\n" +
+	"\bcost_usd\x18\x0e \x01(\x01R\acostUsd\x12\x1a\n" +
+	"\battempts\x18\x0f \x01(\x05R\battempts\x12'\n" +
+	"\x0ffailed_attempts\x18\x10 \x01(\x05R\x0efailedAttempts\x12\x18\n" +
+	"\aretries\x18\x11 \x01(\x05R\aretries\x12+\n" +
+	"\x03eta\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\x03eta\"\xfc\x03\n" +
 	"\x05Batch\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.enrich.v1.BatchStateR\x05state\x129\n" +
@@ -1004,7 +1085,8 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"\x06source\x18\b \x01(\tR\x06source\x129\n" +
 	"\tinstances\x18\t \x03(\v2\x1b.enrich.v1.InstanceProgressR\tinstances\x12/\n" +
 	"\x13consolidation_error\x18\n" +
-	" \x01(\tR\x12consolidationError\"9\n" +
+	" \x01(\tR\x12consolidationError\x12\x19\n" +
+	"\bcost_usd\x18\v \x01(\x01R\acostUsd\"9\n" +
 	"\bLeaseRef\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\x03R\x06itemId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\x03R\x05token\"\xf3\x01\n" +
@@ -1105,31 +1187,33 @@ var file_enrich_v1_types_proto_goTypes = []any{
 	(*AgentInfo)(nil),             // 9: enrich.v1.AgentInfo
 	nil,                           // 10: enrich.v1.Entity.AttributesEntry
 	nil,                           // 11: enrich.v1.AgentInfo.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
+	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_enrich_v1_types_proto_depIdxs = []int32{
 	0,  // 0: enrich.v1.Entity.priority:type_name -> enrich.v1.Priority
 	10, // 1: enrich.v1.Entity.attributes:type_name -> enrich.v1.Entity.AttributesEntry
-	1,  // 2: enrich.v1.Batch.state:type_name -> enrich.v1.BatchState
-	12, // 3: enrich.v1.Batch.created_at:type_name -> google.protobuf.Timestamp
-	12, // 4: enrich.v1.Batch.launched_at:type_name -> google.protobuf.Timestamp
-	12, // 5: enrich.v1.Batch.finished_at:type_name -> google.protobuf.Timestamp
-	12, // 6: enrich.v1.Batch.consolidated_at:type_name -> google.protobuf.Timestamp
-	4,  // 7: enrich.v1.Batch.instances:type_name -> enrich.v1.InstanceProgress
-	13, // 8: enrich.v1.RunMetrics.duration:type_name -> google.protobuf.Duration
-	3,  // 9: enrich.v1.Item.entity:type_name -> enrich.v1.Entity
-	2,  // 10: enrich.v1.Item.state:type_name -> enrich.v1.ItemState
-	12, // 11: enrich.v1.Item.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 12: enrich.v1.Item.metrics:type_name -> enrich.v1.RunMetrics
-	12, // 13: enrich.v1.AgentInfo.connected_at:type_name -> google.protobuf.Timestamp
-	12, // 14: enrich.v1.AgentInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
-	11, // 15: enrich.v1.AgentInfo.labels:type_name -> enrich.v1.AgentInfo.LabelsEntry
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	12, // 2: enrich.v1.InstanceProgress.duration_p50:type_name -> google.protobuf.Duration
+	12, // 3: enrich.v1.InstanceProgress.eta:type_name -> google.protobuf.Duration
+	1,  // 4: enrich.v1.Batch.state:type_name -> enrich.v1.BatchState
+	13, // 5: enrich.v1.Batch.created_at:type_name -> google.protobuf.Timestamp
+	13, // 6: enrich.v1.Batch.launched_at:type_name -> google.protobuf.Timestamp
+	13, // 7: enrich.v1.Batch.finished_at:type_name -> google.protobuf.Timestamp
+	13, // 8: enrich.v1.Batch.consolidated_at:type_name -> google.protobuf.Timestamp
+	4,  // 9: enrich.v1.Batch.instances:type_name -> enrich.v1.InstanceProgress
+	12, // 10: enrich.v1.RunMetrics.duration:type_name -> google.protobuf.Duration
+	3,  // 11: enrich.v1.Item.entity:type_name -> enrich.v1.Entity
+	2,  // 12: enrich.v1.Item.state:type_name -> enrich.v1.ItemState
+	13, // 13: enrich.v1.Item.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 14: enrich.v1.Item.metrics:type_name -> enrich.v1.RunMetrics
+	13, // 15: enrich.v1.AgentInfo.connected_at:type_name -> google.protobuf.Timestamp
+	13, // 16: enrich.v1.AgentInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
+	11, // 17: enrich.v1.AgentInfo.labels:type_name -> enrich.v1.AgentInfo.LabelsEntry
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_enrich_v1_types_proto_init() }
