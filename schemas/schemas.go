@@ -41,6 +41,7 @@ const baseURL = "https://schemas.invalid/enrich/"
 var (
 	compileOnce sync.Once
 	compiled    map[string]*jsonschema.Schema
+	sections    map[string][]string
 	compileErr  error
 	printer     = message.NewPrinter(language.English)
 )
@@ -94,8 +95,15 @@ func compileAll() {
 			return
 		}
 	}
+	var err error
 	out := make(map[string]*jsonschema.Schema, len(names))
+	secs := make(map[string][]string, len(names))
 	for _, name := range names {
+		raw, _ := files.ReadFile(name + ".json")
+		if secs[name], err = claimSections(raw); err != nil {
+			compileErr = fmt.Errorf("read sections of schema %s: %w", name, err)
+			return
+		}
 		sch, err := c.Compile(baseURL + name + ".json")
 		if err != nil {
 			compileErr = fmt.Errorf("compile schema %s: %w", name, err)
@@ -103,12 +111,20 @@ func compileAll() {
 		}
 		out[name] = sch
 	}
-	compiled = out
+	compiled, sections = out, secs
 }
 
-// Validate checks doc against the named schema. A failure lists each
-// violation on its own line as "<json pointer>: <message>".
+// Validate checks doc against the named schema, then checks source
+// attribution and relationships with the default Options. A failure is an
+// *Error listing each violation on its own line as "<json pointer>: <message>".
 func Validate(name string, doc []byte) error {
+	return ValidateWith(name, doc, Options{})
+}
+
+// ValidateWith is Validate with explicit Options. The cross-field checks run
+// only on a document that satisfies the schema, so every violation names one
+// concrete problem.
+func ValidateWith(name string, doc []byte, opts Options) error {
 	compileOnce.Do(compileAll)
 	if compileErr != nil {
 		return compileErr
@@ -129,13 +145,20 @@ func Validate(name string, doc []byte) error {
 	}
 	err := sch.Validate(v)
 	if err == nil {
+		if vs := attribution(sections[name], doc, opts); len(vs) > 0 {
+			return newError(name, vs)
+		}
 		return nil
 	}
 	var verr *jsonschema.ValidationError
 	if !errors.As(err, &verr) {
 		return fmt.Errorf("validate against %s: %w", name, err)
 	}
-	vs := violations(verr)
+	return newError(name, violations(verr))
+}
+
+func newError(name string, vs []Violation) *Error {
+	slices.SortStableFunc(vs, func(a, b Violation) int { return strings.Compare(a.Pointer, b.Pointer) })
 	out := &Error{Schema: name, Violations: vs}
 	if len(vs) > MaxViolations {
 		out.Violations, out.Omitted = vs[:MaxViolations], len(vs)-MaxViolations
