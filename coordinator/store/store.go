@@ -260,6 +260,14 @@ type ReapParams struct {
 	RetryDelay func(attempt int) time.Duration
 }
 
+type ReleaseParams struct {
+	Leases []LeaseRef
+	// Message is recorded as the item's last error.
+	Message    string
+	Now        time.Time
+	RetryDelay func(attempt int) time.Duration
+}
+
 type ReapResult struct {
 	Expired         []LeaseHolder
 	FinishedBatches []string
@@ -267,9 +275,63 @@ type ReapResult struct {
 
 // ResultRow is an accepted dossier with its item.
 type ResultRow struct {
-	Item    *Item
+	Item *Item
+	// Token is the lease whose run produced the dossier.
+	Token   int64
 	Dossier []byte
 	Metrics Metrics
+}
+
+// EventKind names one step in an item's history.
+type EventKind string
+
+const (
+	// EventGranted: a lease was granted with a new token and attempt number.
+	EventGranted EventKind = "granted"
+	// EventSucceeded: a result was accepted; the item has its one dossier.
+	EventSucceeded EventKind = "succeeded"
+	// EventRetrying: a run failed, its lease expired or was released; the item will run again.
+	EventRetrying EventKind = "retrying"
+	// EventFailed: the item's last allowed attempt failed.
+	EventFailed EventKind = "failed"
+	// EventFailedPermanent: a failure retrying cannot fix ended the item before its budget.
+	EventFailedPermanent EventKind = "failed_permanent"
+	// EventDuplicate: a result arrived after another was accepted and was dropped.
+	EventDuplicate EventKind = "duplicate"
+	// EventStale: a report for a lease that no longer counts was ignored.
+	EventStale EventKind = "stale"
+	// EventSuperseded: a late result from an older lease won; this newer lease was cancelled.
+	EventSuperseded EventKind = "superseded"
+	// EventCancelled: the batch was cancelled while the item was open.
+	EventCancelled EventKind = "cancelled"
+	// EventRequeued: an operator's retry gave the failed item a fresh attempt budget.
+	EventRequeued EventKind = "requeued"
+)
+
+// EndsRun reports whether the event closes a run an agent was paid for (a report or an expiry),
+// as opposed to a grant or an operator's action.
+func (k EventKind) EndsRun() bool {
+	switch k {
+	case EventSucceeded, EventRetrying, EventFailed, EventFailedPermanent, EventDuplicate, EventStale:
+		return true
+	}
+	return false
+}
+
+// Event is one step of an item's history, in commit order.
+type Event struct {
+	ID           int64
+	ItemID       int64
+	BatchID      string
+	InstanceType string
+	Token        int64
+	// Attempt is the item's attempt number when the event happened.
+	Attempt int
+	Kind    EventKind
+	AgentID string
+	Message string
+	Metrics Metrics
+	At      time.Time
 }
 
 // Attempt is one finished run of an item, whatever its outcome.
@@ -318,10 +380,18 @@ type Store interface {
 	ExtendLeases(ctx context.Context, p ExtendLeasesParams) ([]LeaseRef, error)
 	// ReapExpired returns leases past their expiry to pending (or failed, when out of attempts).
 	ReapExpired(ctx context.Context, p ReapParams) (*ReapResult, error)
+	// ReleaseLeases ends the given leases now, as if they had expired, when they are still the
+	// items' current leases: the agent said it no longer runs them.
+	ReleaseLeases(ctx context.Context, p ReleaseParams) (*ReapResult, error)
+	// LeasesHeldBy lists the current leases granted to an agent, whatever its session.
+	LeasesHeldBy(ctx context.Context, agentID string) ([]LeaseHolder, error)
 
 	Results(ctx context.Context, batchID string) ([]*ResultRow, error)
 	Result(ctx context.Context, itemID int64) (*ResultRow, error)
+	// Attempts lists the batch's finished runs (events that end a run) in commit order.
 	Attempts(ctx context.Context, batchID string) ([]*Attempt, error)
+	// Events lists the batch's whole history in commit order.
+	Events(ctx context.Context, batchID string) ([]*Event, error)
 	MarkConsolidated(ctx context.Context, p MarkConsolidatedParams) error
 
 	Ping(ctx context.Context) error

@@ -32,10 +32,10 @@ const headQuery = `SELECT batch_id, instance_type, agent_id, session_id, state, 
 
 // reportTx holds the prepared statements of one report transaction.
 type reportTx struct {
-	tx                                           *sql.Tx
-	head, succeed, insertResult, attempt, failTo *sql.Stmt
-	now                                          int64
-	touched                                      map[string]bool
+	tx                                         *sql.Tx
+	head, succeed, insertResult, event, failTo *sql.Stmt
+	now                                        int64
+	touched                                    map[string]bool
 }
 
 func prepareReport(ctx context.Context, tx *sql.Tx, now time.Time) (*reportTx, error) {
@@ -53,8 +53,7 @@ func prepareReport(ctx context.Context, tx *sql.Tx, now time.Time) (*reportTx, e
 	r.succeed = prep(`UPDATE items SET state = ?, agent_id = ?, last_error = '', stderr_tail = '', expires_at = 0, updated_at = ? WHERE id = ?`)
 	r.insertResult = prep(`INSERT INTO results (item_id, batch_id, token, agent_id, dossier, duration_ms, cost_usd,
 		input_tokens, output_tokens, turns, session_id, runner, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	r.attempt = prep(`INSERT INTO attempts (item_id, batch_id, instance_type, token, agent_id, outcome, message, duration_ms, cost_usd, ended_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	r.event = prep(insertEvent)
 	r.failTo = prep(`UPDATE items SET state = ?, next_attempt_at = ?, last_error = ?, stderr_tail = ?, expires_at = 0, updated_at = ? WHERE id = ?`)
 	if err != nil {
 		r.close()
@@ -64,16 +63,22 @@ func prepareReport(ctx context.Context, tx *sql.Tx, now time.Time) (*reportTx, e
 }
 
 func (r *reportTx) close() {
-	for _, st := range []*sql.Stmt{r.head, r.succeed, r.insertResult, r.attempt, r.failTo} {
+	for _, st := range []*sql.Stmt{r.head, r.succeed, r.insertResult, r.event, r.failTo} {
 		if st != nil {
 			st.Close()
 		}
 	}
 }
 
-func (r *reportTx) recordAttempt(ctx context.Context, id int64, h *itemHead, token int64, agent, outcome, msg string, m store.Metrics) error {
-	_, err := r.attempt.ExecContext(ctx, id, h.batchID, h.instanceType, token, agent, outcome, msg, m.Duration.Milliseconds(), m.CostUSD, r.now)
-	return err
+const insertEvent = `INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func (r *reportTx) record(ctx context.Context, id int64, h *itemHead, token int64, agent string, kind store.EventKind, msg string, m store.Metrics) error {
+	_, err := r.event.ExecContext(ctx, id, h.batchID, h.instanceType, token, h.attempt, kind, agent, msg, m.Duration.Milliseconds(), m.CostUSD, r.now)
+	if err != nil {
+		return fmt.Errorf("record %s event of item %d: %w", kind, id, err)
+	}
+	return nil
 }
 
 func (r *reportTx) complete(ctx context.Context, c store.Completion) (store.CompletionResult, error) {
@@ -85,10 +90,10 @@ func (r *reportTx) complete(ctx context.Context, c store.Completion) (store.Comp
 	switch h.state {
 	case store.ItemSucceeded:
 		res.Outcome = store.OutcomeDuplicate
-		return res, r.recordAttempt(ctx, c.Lease.ItemID, h, c.Lease.Token, c.AgentID, "duplicate", "dropped: item already has a result", c.Metrics)
+		return res, r.record(ctx, c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventDuplicate, "dropped: item already has a result", c.Metrics)
 	case store.ItemCancelled:
 		res.Outcome = store.OutcomeStale
-		return res, r.recordAttempt(ctx, c.Lease.ItemID, h, c.Lease.Token, c.AgentID, "stale", "dropped: item was cancelled", c.Metrics)
+		return res, r.record(ctx, c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventStale, "dropped: item was cancelled", c.Metrics)
 	}
 	// The work is real and paid for: a result from an older lease still wins if no result exists,
 	// and the newer lease (if any) is superseded.
@@ -96,6 +101,10 @@ func (r *reportTx) complete(ctx context.Context, c store.Completion) (store.Comp
 		res.Superseded = &store.LeaseHolder{
 			LeaseRef: store.LeaseRef{ItemID: c.Lease.ItemID, Token: h.token},
 			BatchID:  h.batchID, AgentID: h.agentID, SessionID: h.sessionID,
+		}
+		if err := r.record(ctx, c.Lease.ItemID, h, h.token, h.agentID, store.EventSuperseded,
+			fmt.Sprintf("a result from the older lease %d won", c.Lease.Token), store.Metrics{}); err != nil {
+			return res, err
 		}
 	}
 	m := c.Metrics
@@ -108,7 +117,7 @@ func (r *reportTx) complete(ctx context.Context, c store.Completion) (store.Comp
 	}
 	r.touched[h.batchID] = true
 	res.Outcome = store.OutcomeAccepted
-	return res, r.recordAttempt(ctx, c.Lease.ItemID, h, c.Lease.Token, c.AgentID, "succeeded", "", m)
+	return res, r.record(ctx, c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventSucceeded, "", m)
 }
 
 // fail applies a failed attempt of the item's current lease.
@@ -120,13 +129,16 @@ func (r *reportTx) fail(ctx context.Context, f store.Failure, retryDelay func(in
 	res := store.FailureResult{BatchID: h.batchID}
 	if h.state != store.ItemLeased || h.token != f.Lease.Token {
 		res.Outcome = store.OutcomeStale
-		return res, r.recordAttempt(ctx, f.Lease.ItemID, h, f.Lease.Token, f.AgentID, "stale", "ignored failure: "+f.Message, f.Metrics)
+		return res, r.record(ctx, f.Lease.ItemID, h, f.Lease.Token, f.AgentID, store.EventStale, "ignored failure: "+f.Message, f.Metrics)
 	}
-	next, outcome := store.ItemPending, "retrying"
+	next, kind := store.ItemPending, store.EventRetrying
 	var nextAt int64
-	if !f.Retryable || h.attempt >= h.maxAttempts {
-		next, outcome, res.Final = store.ItemFailed, "failed", true
-	} else if retryDelay != nil {
+	switch {
+	case !f.Retryable:
+		next, kind, res.Final = store.ItemFailed, store.EventFailedPermanent, true
+	case h.attempt >= h.maxAttempts:
+		next, kind, res.Final = store.ItemFailed, store.EventFailed, true
+	case retryDelay != nil:
 		nextAt = r.now + retryDelay(h.attempt).Milliseconds()
 	}
 	if _, err := r.failTo.ExecContext(ctx, next, nextAt, f.Message, f.StderrTail, r.now, f.Lease.ItemID); err != nil {
@@ -134,7 +146,7 @@ func (r *reportTx) fail(ctx context.Context, f store.Failure, retryDelay func(in
 	}
 	r.touched[h.batchID] = true
 	res.Outcome = store.OutcomeAccepted
-	return res, r.recordAttempt(ctx, f.Lease.ItemID, h, f.Lease.Token, f.AgentID, outcome, f.Message, f.Metrics)
+	return res, r.record(ctx, f.Lease.ItemID, h, f.Lease.Token, f.AgentID, kind, f.Message, f.Metrics)
 }
 
 // finishBatches ends every touched running batch that has no open item left.
@@ -277,8 +289,61 @@ func (s *Store) ReapExpired(ctx context.Context, p store.ReapParams) (*store.Rea
 	return out, nil
 }
 
+func (s *Store) ReleaseLeases(ctx context.Context, p store.ReleaseParams) (*store.ReapResult, error) {
+	out := &store.ReapResult{}
+	if len(p.Leases) == 0 {
+		return out, nil
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		*out = store.ReapResult{}
+		r, err := prepareReport(ctx, tx, p.Now)
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		for _, l := range p.Leases {
+			h, err := loadHead(ctx, r.head, l.ItemID)
+			if err != nil {
+				return err
+			}
+			// Only the item's current lease can be released; anything else already ended.
+			if h == nil || h.state != store.ItemLeased || h.token != l.Token {
+				continue
+			}
+			if _, err := r.fail(ctx, store.Failure{Lease: l, AgentID: h.agentID, Retryable: true, Message: p.Message}, p.RetryDelay); err != nil {
+				return err
+			}
+			out.Expired = append(out.Expired, store.LeaseHolder{LeaseRef: l, BatchID: h.batchID, AgentID: h.agentID, SessionID: h.sessionID})
+		}
+		out.FinishedBatches, err = r.finishBatches(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release leases: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) LeasesHeldBy(ctx context.Context, agentID string) ([]store.LeaseHolder, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, token, batch_id, agent_id, session_id FROM items WHERE state = ? AND agent_id = ?`,
+		store.ItemLeased, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("leases held by %s: %w", agentID, err)
+	}
+	defer rows.Close()
+	var out []store.LeaseHolder
+	for rows.Next() {
+		var h store.LeaseHolder
+		if err := rows.Scan(&h.ItemID, &h.Token, &h.BatchID, &h.AgentID, &h.SessionID); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
 func (s *Store) queryResults(ctx context.Context, where string, arg any) ([]*store.ResultRow, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT i.`+strings.Join(itemColumnNames, ", i.")+`, r.dossier, r.duration_ms,
+	rows, err := s.read.QueryContext(ctx, `SELECT i.`+strings.Join(itemColumnNames, ", i.")+`, r.token, r.dossier, r.duration_ms,
 		r.cost_usd, r.input_tokens, r.output_tokens, r.turns, r.session_id, r.runner
 		FROM results r JOIN items i ON i.id = r.item_id WHERE `+where+` ORDER BY i.id`, arg)
 	if err != nil {
@@ -290,7 +355,7 @@ func (s *Store) queryResults(ctx context.Context, where string, arg any) ([]*sto
 		var row store.ResultRow
 		var durMS int64
 		m := &row.Metrics
-		row.Item, err = scanItem(rows, &row.Dossier, &durMS, &m.CostUSD, &m.InputTokens, &m.OutputTokens, &m.Turns, &m.SessionID, &m.Runner)
+		row.Item, err = scanItem(rows, &row.Token, &row.Dossier, &durMS, &m.CostUSD, &m.InputTokens, &m.OutputTokens, &m.Turns, &m.SessionID, &m.Runner)
 		if err != nil {
 			return nil, fmt.Errorf("scan result: %w", err)
 		}
@@ -315,23 +380,52 @@ func (s *Store) Result(ctx context.Context, itemID int64) (*store.ResultRow, err
 	return rows[0], nil
 }
 
+// runEndingKinds are the events Attempts returns.
+var runEndingKinds = []store.EventKind{store.EventSucceeded, store.EventRetrying, store.EventFailed,
+	store.EventFailedPermanent, store.EventDuplicate, store.EventStale}
+
 func (s *Store) Attempts(ctx context.Context, batchID string) ([]*store.Attempt, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT item_id, token, instance_type, agent_id, outcome, message, duration_ms, cost_usd, ended_at
-		FROM attempts WHERE batch_id = ? ORDER BY id`, batchID)
+	events, err := s.events(ctx, batchID, runEndingKinds)
 	if err != nil {
-		return nil, fmt.Errorf("list attempts: %w", err)
+		return nil, err
+	}
+	out := make([]*store.Attempt, 0, len(events))
+	for _, e := range events {
+		out = append(out, &store.Attempt{ItemID: e.ItemID, Token: e.Token, InstanceType: e.InstanceType, AgentID: e.AgentID,
+			Outcome: string(e.Kind), Message: e.Message, Metrics: e.Metrics, EndedAt: e.At})
+	}
+	return out, nil
+}
+
+func (s *Store) Events(ctx context.Context, batchID string) ([]*store.Event, error) {
+	return s.events(ctx, batchID, nil)
+}
+
+func (s *Store) events(ctx context.Context, batchID string, kinds []store.EventKind) ([]*store.Event, error) {
+	q := `SELECT id, item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at
+		FROM events WHERE batch_id = ?`
+	args := []any{batchID}
+	if len(kinds) > 0 {
+		in, kargs := inList(kinds)
+		q += ` AND kind IN ` + in
+		args = append(args, kargs...)
+	}
+	rows, err := s.read.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
 	}
 	defer rows.Close()
-	var out []*store.Attempt
+	var out []*store.Event
 	for rows.Next() {
-		var a store.Attempt
-		var durMS, ended int64
-		if err := rows.Scan(&a.ItemID, &a.Token, &a.InstanceType, &a.AgentID, &a.Outcome, &a.Message, &durMS, &a.Metrics.CostUSD, &ended); err != nil {
-			return nil, fmt.Errorf("scan attempt: %w", err)
+		var e store.Event
+		var durMS, at int64
+		if err := rows.Scan(&e.ID, &e.ItemID, &e.BatchID, &e.InstanceType, &e.Token, &e.Attempt, &e.Kind, &e.AgentID,
+			&e.Message, &durMS, &e.Metrics.CostUSD, &at); err != nil {
+			return nil, fmt.Errorf("scan event: %w", err)
 		}
-		a.Metrics.Duration = time.Duration(durMS) * time.Millisecond
-		a.EndedAt = fromMS(ended)
-		out = append(out, &a)
+		e.Metrics.Duration = time.Duration(durMS) * time.Millisecond
+		e.At = fromMS(at)
+		out = append(out, &e)
 	}
 	return out, rows.Err()
 }

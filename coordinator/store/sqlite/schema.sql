@@ -60,17 +60,20 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_batch ON results (batch_id);
 
-CREATE TABLE IF NOT EXISTS attempts (
+-- The history of every item: each grant, each run's end, each dropped report, cancellation and
+-- requeue. Reports read the run-ending events; the invariant checker reads all of them.
+CREATE TABLE IF NOT EXISTS events (
     id            INTEGER PRIMARY KEY,
     item_id       INTEGER NOT NULL,
     batch_id      TEXT NOT NULL,
     instance_type TEXT NOT NULL,
     token         INTEGER NOT NULL,
+    attempt       INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
     agent_id      TEXT NOT NULL,
-    outcome       TEXT NOT NULL,
     message       TEXT NOT NULL,
     duration_ms   INTEGER NOT NULL,
     cost_usd      REAL NOT NULL,
-    ended_at      INTEGER NOT NULL
+    at            INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS attempts_batch ON attempts (batch_id);
+CREATE INDEX IF NOT EXISTS events_batch ON events (batch_id, id);

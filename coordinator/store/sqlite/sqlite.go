@@ -265,6 +265,12 @@ func (s *Store) CancelBatch(ctx context.Context, p store.CancelBatchParams) ([]s
 		if p.Reason != "" {
 			reason = "cancelled: " + p.Reason
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
+			SELECT id, batch_id, instance_type, CASE WHEN state = ? THEN token ELSE 0 END, attempt, ?, agent_id, ?, 0, 0, ?
+			FROM items WHERE batch_id = ? AND state IN (?, ?, ?)`,
+			store.ItemLeased, store.EventCancelled, reason, now, p.ID, store.ItemPending, store.ItemLeased, store.ItemSkipped); err != nil {
+			return fmt.Errorf("record cancellations: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE items SET state = ?, last_error = ?, updated_at = ? WHERE batch_id = ? AND state IN (?, ?, ?)`,
 			store.ItemCancelled, reason, now, p.ID, store.ItemPending, store.ItemLeased, store.ItemSkipped); err != nil {
 			return fmt.Errorf("cancel items: %w", err)
@@ -286,6 +292,11 @@ func (s *Store) RetryFailed(ctx context.Context, p store.RetryFailedParams) (int
 			return fmt.Errorf("batch %q is %s: %w", p.ID, st, store.ErrInvalidState)
 		}
 		now := ms(p.Now)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
+			SELECT id, batch_id, instance_type, 0, attempt, ?, '', ?, 0, 0, ? FROM items WHERE batch_id = ? AND state = ?`,
+			store.EventRequeued, fmt.Sprintf("requeued with %d more attempts", p.Attempts), now, p.ID, store.ItemFailed); err != nil {
+			return fmt.Errorf("record requeues: %w", err)
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE items SET state = ?, max_attempts = attempt + ?, next_attempt_at = 0, updated_at = ?
 			WHERE batch_id = ? AND state = ?`, store.ItemPending, p.Attempts, now, p.ID, store.ItemFailed)
 		if err != nil {
@@ -477,6 +488,11 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 			return fmt.Errorf("prepare claim: %w", err)
 		}
 		defer stmt.Close()
+		granted, err := tx.PrepareContext(ctx, insertEvent)
+		if err != nil {
+			return fmt.Errorf("prepare grant event: %w", err)
+		}
+		defer granted.Close()
 		for _, c := range cands {
 			timeout := p.Timeouts[c.typ]
 			if timeout <= 0 {
@@ -488,6 +504,10 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 				expires, now, c.id, store.ItemPending))
 			if err != nil {
 				return fmt.Errorf("claim item %d: %w", c.id, err)
+			}
+			if _, err := granted.ExecContext(ctx, it.ID, it.BatchID, it.InstanceType, it.Token, it.Attempt, store.EventGranted,
+				p.AgentID, "", 0, 0, now); err != nil {
+				return fmt.Errorf("record grant of item %d: %w", c.id, err)
 			}
 			claimed = append(claimed, it)
 		}

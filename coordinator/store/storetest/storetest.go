@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sportsintel/enrich/coordinator/store"
+	"github.com/sportsintel/enrich/coordinator/store/invariant"
 )
 
 // Opener returns a new, empty store; the suite closes it.
@@ -92,6 +93,28 @@ func (b *bundle) batchState(t *testing.T, id string) store.BatchState {
 	return bt.State
 }
 
+// holds asserts the batch's history keeps every invariant and returns the checker's report.
+func (b *bundle) holds(t *testing.T, batch string) *invariant.Report {
+	t.Helper()
+	rep, err := invariant.Check(b.ctx, b.st, batch)
+	require.NoError(t, err)
+	require.NoError(t, rep.Err())
+	return rep
+}
+
+func (b *bundle) kinds(t *testing.T, batch string, itemID int64) []store.EventKind {
+	t.Helper()
+	events, err := b.st.Events(b.ctx, batch)
+	require.NoError(t, err)
+	var out []store.EventKind
+	for _, e := range events {
+		if e.ItemID == itemID {
+			out = append(out, e.Kind)
+		}
+	}
+	return out
+}
+
 func ids(items []*store.Item) []string {
 	out := make([]string, len(items))
 	for i, it := range items {
@@ -122,6 +145,9 @@ func Run(t *testing.T, open Opener) {
 		"RetryFailed":                  testRetryFailed,
 		"ResultsAndAttempts":           testResultsAndAttempts,
 		"GroupReport":                  testGroupReport,
+		"EventHistory":                 testEventHistory,
+		"ReleaseLeases":                testReleaseLeases,
+		"LeasesHeldBy":                 testLeasesHeldBy,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -345,6 +371,12 @@ func testLateResult(t *testing.T, b *bundle) {
 	// The second lease's result then is a duplicate.
 	res = b.complete(t, second, second.Token)
 	require.Equal(t, store.OutcomeDuplicate, res.Completions[0].Outcome)
+	rep := b.holds(t, "b1")
+	require.Equal(t, 1, rep.LateWins)
+	require.Equal(t, 1, rep.Superseded)
+	require.Equal(t, 1, rep.Duplicates)
+	require.Equal(t, []store.EventKind{store.EventGranted, store.EventRetrying, store.EventGranted, store.EventSuperseded,
+		store.EventSucceeded, store.EventDuplicate}, b.kinds(t, "b1", first.ID))
 }
 
 func testFailureRetries(t *testing.T, b *bundle) {
@@ -362,6 +394,7 @@ func testFailureRetries(t *testing.T, b *bundle) {
 	require.Equal(t, "boom", it.LastError)
 	require.Equal(t, "trace", it.StderrTail)
 	require.Equal(t, store.BatchCompletedWithFailures, b.batchState(t, "b1"))
+	require.Equal(t, 3, b.holds(t, "b1").Retries)
 }
 
 func testPermanentFailure(t *testing.T, b *bundle) {
@@ -374,6 +407,8 @@ func testPermanentFailure(t *testing.T, b *bundle) {
 	require.Equal(t, store.BatchRunning, b.batchState(t, "b1"), "the other item keeps the batch going")
 	b.complete(t, got[1], got[1].Token)
 	require.Equal(t, store.BatchCompletedWithFailures, b.batchState(t, "b1"))
+	b.holds(t, "b1")
+	require.Equal(t, []store.EventKind{store.EventGranted, store.EventFailedPermanent}, b.kinds(t, "b1", got[0].ID))
 }
 
 func testStaleFailure(t *testing.T, b *bundle) {
@@ -423,6 +458,7 @@ func testExtendAndReap(t *testing.T, b *bundle) {
 	require.Equal(t, store.ItemPending, e2.State)
 	require.Contains(t, e2.LastError, "lease expired")
 	require.Equal(t, store.ItemLeased, b.state(t, "b1", got[0].EntityID).State)
+	b.holds(t, "b1")
 }
 
 func testReapAtDeadline(t *testing.T, b *bundle) {
@@ -464,6 +500,9 @@ func testCancelBatch(t *testing.T, b *bundle) {
 	require.ErrorIs(t, err, store.ErrInvalidState)
 	err = b.st.LaunchBatch(b.ctx, store.LaunchBatchParams{ID: "b1", Now: t0})
 	require.ErrorIs(t, err, store.ErrInvalidState)
+	rep := b.holds(t, "b1")
+	require.Equal(t, 2, rep.Cancelled)
+	require.Equal(t, 1, rep.Stale)
 }
 
 func testRetryFailed(t *testing.T, b *bundle) {
@@ -488,6 +527,8 @@ func testRetryFailed(t *testing.T, b *bundle) {
 	n, err = b.st.RetryFailed(b.ctx, store.RetryFailedParams{ID: "b1", Attempts: 1, Now: t0})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
+	rep := b.holds(t, "b1")
+	require.Equal(t, 2, rep.Requeued, "two operator retries")
 }
 
 func testResultsAndAttempts(t *testing.T, b *bundle) {
@@ -544,4 +585,94 @@ func testGroupReport(t *testing.T, b *bundle) {
 	counts, err := b.st.BatchCounts(b.ctx, "b1")
 	require.NoError(t, err)
 	require.Equal(t, store.StateCounts{Total: 20, Succeeded: 16, Failed: 4}, counts["entities"])
+	b.holds(t, "b1")
+}
+
+func testEventHistory(t *testing.T, b *bundle) {
+	b.batch(t, "b1", t0, item("e1", "entities", store.PriorityNormal))
+	b.launch(t, "b1")
+	first := b.claim(t, "a1", 1, "entities")[0]
+	b.fail(t, first, first.Token, true)
+	second := b.claim(t, "a2", 1, "entities")[0]
+	b.complete(t, second, second.Token)
+
+	events, err := b.st.Events(b.ctx, "b1")
+	require.NoError(t, err)
+	require.Len(t, events, 4)
+	want := []struct {
+		kind    store.EventKind
+		token   int64
+		attempt int
+		agent   string
+	}{
+		{store.EventGranted, first.Token, 1, "a1"},
+		{store.EventRetrying, first.Token, 1, "a1"},
+		{store.EventGranted, second.Token, 2, "a2"},
+		{store.EventSucceeded, second.Token, 2, "a1"},
+	}
+	for i, w := range want {
+		e := events[i]
+		require.Equal(t, w.kind, e.Kind, "event %d", i)
+		require.Equal(t, w.token, e.Token, "event %d", i)
+		require.Equal(t, w.attempt, e.Attempt, "event %d", i)
+		require.Equal(t, w.agent, e.AgentID, "event %d", i)
+		require.Equal(t, first.ID, e.ItemID)
+		require.Equal(t, "entities", e.InstanceType)
+		require.True(t, e.At.Equal(t0), "event %d at %v", i, e.At)
+		if i > 0 {
+			require.Greater(t, e.ID, events[i-1].ID, "commit order")
+		}
+	}
+	require.Equal(t, 1500*time.Millisecond, events[3].Metrics.Duration)
+	rows, err := b.st.Results(b.ctx, "b1")
+	require.NoError(t, err)
+	require.Equal(t, second.Token, rows[0].Token, "the stored dossier names the lease that produced it")
+	rep := b.holds(t, "b1")
+	require.Equal(t, 2, rep.Grants)
+	require.Equal(t, 2, rep.Runs)
+	require.Equal(t, 1, rep.Succeeded)
+}
+
+func testReleaseLeases(t *testing.T, b *bundle) {
+	b.batch(t, "b1", t0, item("e1", "entities", store.PriorityNormal), item("e2", "entities", store.PriorityNormal))
+	b.launch(t, "b1")
+	got := b.claim(t, "a1", 2, "entities")
+	res, err := b.st.ReleaseLeases(b.ctx, store.ReleaseParams{Now: t0, RetryDelay: noDelay, Message: "agent no longer runs it",
+		Leases: []store.LeaseRef{{ItemID: got[0].ID, Token: got[0].Token}, {ItemID: got[1].ID, Token: got[1].Token + 1}}})
+	require.NoError(t, err)
+	require.Len(t, res.Expired, 1, "only the current lease is released")
+	require.Equal(t, got[0].ID, res.Expired[0].ItemID)
+	require.Equal(t, "a1", res.Expired[0].AgentID)
+	e1 := b.state(t, "b1", got[0].EntityID)
+	require.Equal(t, store.ItemPending, e1.State)
+	require.Equal(t, "agent no longer runs it", e1.LastError)
+	require.Equal(t, store.ItemLeased, b.state(t, "b1", got[1].EntityID).State)
+	// Released twice: nothing more happens.
+	res, err = b.st.ReleaseLeases(b.ctx, store.ReleaseParams{Now: t0, RetryDelay: noDelay, Message: "again",
+		Leases: []store.LeaseRef{{ItemID: got[0].ID, Token: got[0].Token}}})
+	require.NoError(t, err)
+	require.Empty(t, res.Expired)
+	again := b.claim(t, "a2", 1, "entities")
+	require.Equal(t, []string{got[0].EntityID}, ids(again))
+	b.complete(t, again[0], again[0].Token)
+	b.complete(t, got[1], got[1].Token)
+	require.Equal(t, store.BatchCompleted, b.batchState(t, "b1"))
+	require.Equal(t, 1, b.holds(t, "b1").Retries)
+}
+
+func testLeasesHeldBy(t *testing.T, b *bundle) {
+	b.batch(t, "b1", t0, item("e1", "entities", store.PriorityNormal), item("e2", "entities", store.PriorityNormal),
+		item("e3", "entities", store.PriorityNormal))
+	b.launch(t, "b1")
+	mine := b.claim(t, "a1", 2, "entities")
+	b.claim(t, "a2", 1, "entities")
+	b.complete(t, mine[1], mine[1].Token)
+	held, err := b.st.LeasesHeldBy(b.ctx, "a1")
+	require.NoError(t, err)
+	require.Len(t, held, 1)
+	require.Equal(t, store.LeaseHolder{LeaseRef: store.LeaseRef{ItemID: mine[0].ID, Token: mine[0].Token}, BatchID: "b1",
+		AgentID: "a1", SessionID: "a1-s"}, held[0])
+	none, err := b.st.LeasesHeldBy(b.ctx, "nobody")
+	require.NoError(t, err)
+	require.Empty(t, none)
 }
