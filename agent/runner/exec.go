@@ -3,15 +3,12 @@ package runner
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -75,105 +72,99 @@ func (e *Exec) schemaPath(name string) (string, error) {
 
 func (e *Exec) Run(ctx context.Context, lease *enrichv1.Lease) (*Output, error) {
 	start := time.Now()
-	schemaJSON, err := schemas.Raw(lease.GetSchema())
-	if err != nil {
-		return nil, &Error{Retryable: false, Message: fmt.Sprintf("lease names an unknown schema: %v", err)}
-	}
 	schemaPath, err := e.schemaPath(lease.GetSchema())
 	if err != nil {
-		return nil, &Error{Retryable: true, Message: err.Error()}
+		if _, unknownSchema := schemas.Raw(lease.GetSchema()); unknownSchema != nil {
+			return nil, classified(ClassPermanent, fmt.Sprintf("lease names an unknown schema: %v", unknownSchema))
+		}
+		return nil, classified(ClassTransient, err.Error())
+	}
+	prompt, err := renderLease(lease)
+	if err != nil {
+		return nil, err
+	}
+	env, err := leaseEnv(lease, schemaPath)
+	if err != nil {
+		return nil, err
+	}
+	res := process{
+		Path: "/bin/sh", Args: []string{"-c", e.Command},
+		Env: append(append(os.Environ(), e.Env...), env...), Dir: e.WorkDir, Stdin: []byte(prompt),
+		MaxOutput: e.MaxOutput, Grace: e.Grace,
+	}.run(ctx)
+
+	metrics := &enrichv1.RunMetrics{Duration: durationpb.New(time.Since(start)), Runner: "exec"}
+	fail := func(c Class, format string, args ...any) (*Output, error) {
+		re := classified(c, fmt.Sprintf(format, args...))
+		re.StderrTail, re.Metrics = res.Stderr, metrics
+		return nil, re
+	}
+	switch {
+	case res.StartErr != nil:
+		// /bin/sh or the work directory is missing: every lease on this host fails the same way.
+		return fail(ClassAgentUnhealthy, "start %q: %v", e.Command, res.StartErr)
+	case res.Cancelled:
+		return fail(ClassTransient, "cancelled: %v", context.Cause(ctx))
+	case res.Overflow:
+		return fail(ClassInvalidOutput, "the command wrote more than %d bytes to stdout", outputLimit(e.MaxOutput))
+	case res.WaitErr != nil:
+		if code := res.exitCode(); code >= 0 {
+			c := ClassTransient
+			if code == ExitUsage || code == ExitDataErr {
+				c = ClassPermanent
+			}
+			return fail(c, "the command exited with status %d%s", code, lastLine(res.Stderr))
+		}
+		return fail(ClassTransient, "the command failed: %v", res.WaitErr)
+	}
+	doc, err := ExtractJSON(res.Stdout)
+	if err != nil {
+		return fail(ClassInvalidOutput, "%v (stdout began with %q)", err, head(string(res.Stdout), 120))
+	}
+	if err := schemas.Validate(lease.GetSchema(), doc); err != nil {
+		return fail(ClassInvalidOutput, "the dossier does not match schema %s: %v", lease.GetSchema(), err)
+	}
+	return &Output{Dossier: doc, Metrics: metrics}, nil
+}
+
+func outputLimit(n int) int {
+	if n <= 0 {
+		return DefaultMaxOutput
+	}
+	return n
+}
+
+// renderLease renders the lease's prompt with its schema. Both are named by the coordinator, so
+// a failure here is permanent for the lease.
+func renderLease(lease *enrichv1.Lease) (string, error) {
+	schemaJSON, err := schemas.Raw(lease.GetSchema())
+	if err != nil {
+		return "", classified(ClassPermanent, fmt.Sprintf("lease names an unknown schema: %v", err))
 	}
 	prompt, err := prompts.Render(lease.GetPrompt(), prompts.Data{Entity: lease.GetEntity(), InstanceType: lease.GetInstanceType(),
 		Schema: lease.GetSchema(), SchemaJSON: string(schemaJSON), Attempt: lease.GetAttempt()})
 	if err != nil {
-		return nil, &Error{Retryable: false, Message: fmt.Sprintf("render prompt: %v", err)}
+		return "", classified(ClassPermanent, fmt.Sprintf("render prompt: %v", err))
 	}
+	return prompt, nil
+}
+
+// leaseEnv is the ENRICH_* environment every runner process receives.
+func leaseEnv(lease *enrichv1.Lease, schemaPath string) ([]string, error) {
 	entityJSON, err := protojson.Marshal(lease.GetEntity())
 	if err != nil {
-		return nil, &Error{Retryable: false, Message: fmt.Sprintf("encode entity: %v", err)}
+		return nil, classified(ClassPermanent, fmt.Sprintf("encode entity: %v", err))
 	}
-
-	cmd := exec.Command("/bin/sh", "-c", e.Command)
-	cmd.Env = append(append(os.Environ(), e.Env...),
-		"ENRICH_ENTITY_JSON="+string(entityJSON),
-		"ENRICH_ENTITY_ID="+lease.GetEntity().GetId(),
-		"ENRICH_INSTANCE_TYPE="+lease.GetInstanceType(),
-		"ENRICH_SCHEMA="+lease.GetSchema(),
-		"ENRICH_SCHEMA_PATH="+schemaPath,
-		"ENRICH_BATCH_ID="+lease.GetBatchId(),
-		"ENRICH_ATTEMPT="+strconv.Itoa(int(lease.GetAttempt())),
-		"ENRICH_LEASE="+fmt.Sprintf("%d.%d", lease.GetLease().GetItemId(), lease.GetLease().GetToken()),
-	)
-	cmd.Dir = e.WorkDir
-	cmd.Stdin = strings.NewReader(prompt)
-	maxOut := e.MaxOutput
-	if maxOut <= 0 {
-		maxOut = DefaultMaxOutput
-	}
-	stdout := &limitedBuffer{max: maxOut}
-	stderr := &tailBuffer{max: stderrTailBytes}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Pipes stay open while any grandchild holds them; never wait on them forever.
-	cmd.WaitDelay = time.Second
-
-	if err := cmd.Start(); err != nil {
-		return nil, &Error{Retryable: false, Message: fmt.Sprintf("start %q: %v", e.Command, err)}
-	}
-	pgid := cmd.Process.Pid
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-
-	var waitErr error
-	cancelled := false
-	select {
-	case waitErr = <-waited:
-	case <-ctx.Done():
-		cancelled = true
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		grace := e.Grace
-		if grace <= 0 {
-			grace = DefaultGrace
-		}
-		select {
-		case waitErr = <-waited:
-		case <-time.After(grace):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			waitErr = <-waited
-		}
-	}
-	// Whatever the command left behind in its group dies with the lease.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-
-	metrics := &enrichv1.RunMetrics{Duration: durationpb.New(time.Since(start)), Runner: "exec"}
-	fail := func(retryable bool, format string, args ...any) (*Output, error) {
-		return nil, &Error{Retryable: retryable, Message: fmt.Sprintf(format, args...), StderrTail: stderr.String(), Metrics: metrics}
-	}
-	if cancelled {
-		return fail(true, "cancelled: %v", context.Cause(ctx))
-	}
-	if stdout.overflow {
-		return fail(true, "the command wrote more than %d bytes to stdout", maxOut)
-	}
-	if waitErr != nil {
-		var exitErr *exec.ExitError
-		if errors.As(waitErr, &exitErr) {
-			code := exitErr.ExitCode()
-			permanent := code == ExitUsage || code == ExitDataErr
-			return fail(!permanent, "the command exited with status %d%s", code, lastLine(stderr.String()))
-		}
-		if !errors.Is(waitErr, exec.ErrWaitDelay) {
-			return fail(true, "the command failed: %v", waitErr)
-		}
-	}
-	doc, err := ExtractJSON(stdout.buf.Bytes())
-	if err != nil {
-		return fail(true, "%v (stdout began with %q)", err, head(stdout.buf.String(), 120))
-	}
-	if err := schemas.Validate(lease.GetSchema(), doc); err != nil {
-		return fail(true, "the dossier does not match schema %s: %v", lease.GetSchema(), err)
-	}
-	return &Output{Dossier: doc, Metrics: metrics}, nil
+	return []string{
+		"ENRICH_ENTITY_JSON=" + string(entityJSON),
+		"ENRICH_ENTITY_ID=" + lease.GetEntity().GetId(),
+		"ENRICH_INSTANCE_TYPE=" + lease.GetInstanceType(),
+		"ENRICH_SCHEMA=" + lease.GetSchema(),
+		"ENRICH_SCHEMA_PATH=" + schemaPath,
+		"ENRICH_BATCH_ID=" + lease.GetBatchId(),
+		"ENRICH_ATTEMPT=" + strconv.Itoa(int(lease.GetAttempt())),
+		"ENRICH_LEASE=" + fmt.Sprintf("%d.%d", lease.GetLease().GetItemId(), lease.GetLease().GetToken()),
+	}, nil
 }
 
 func lastLine(s string) string {

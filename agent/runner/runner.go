@@ -26,12 +26,17 @@ type Output struct {
 }
 
 // Error is a failed run. Runners return it (or wrap it) so the agent can tell the coordinator
-// whether retrying can help.
+// whether retrying can help, and decide for itself whether to slow down or stop (see Class).
 type Error struct {
-	Retryable  bool
+	Retryable bool
+	// Class refines Retryable; see the Class constants. Kind() reads it.
+	Class      Class
 	Message    string
 	StderrTail string
-	Metrics    *enrichv1.RunMetrics
+	// RetryAfter is the wait the model API asked for (ClassRateLimited), or 0 when it gave none.
+	RetryAfter time.Duration
+	// Metrics holds what the run used before it failed: failed runs cost money too.
+	Metrics *enrichv1.RunMetrics
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -42,7 +47,7 @@ func AsError(err error) *Error {
 	if errors.As(err, &re) {
 		return re
 	}
-	return &Error{Retryable: true, Message: err.Error()}
+	return &Error{Retryable: true, Class: ClassTransient, Message: err.Error()}
 }
 
 // Offline is the built-in runner: no network, a dossier from the entity record only. Delay
@@ -63,7 +68,7 @@ func (o *Offline) Run(ctx context.Context, lease *enrichv1.Lease) (*Output, erro
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
-			return nil, &Error{Retryable: true, Message: "cancelled: " + context.Cause(ctx).Error()}
+			return nil, &Error{Retryable: true, Class: ClassTransient, Message: "cancelled: " + context.Cause(ctx).Error()}
 		case <-t.C:
 		}
 	}
@@ -74,7 +79,7 @@ func (o *Offline) Run(ctx context.Context, lease *enrichv1.Lease) (*Output, erro
 	doc, err := OfflineDossier(lease.GetEntity(), lease.GetInstanceType(), lease.GetSchema(), now())
 	if err != nil {
 		// The entity record itself cannot make a valid dossier: retrying gives the same answer.
-		return nil, &Error{Retryable: false, Message: fmt.Sprintf("offline dossier: %v", err)}
+		return nil, &Error{Retryable: false, Class: ClassPermanent, Message: fmt.Sprintf("offline dossier: %v", err)}
 	}
 	return &Output{Dossier: doc, Metrics: &enrichv1.RunMetrics{Duration: durationpb.New(time.Since(start)), Runner: "offline"}}, nil
 }
