@@ -92,8 +92,10 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 	for i, r := range completions {
 		out := res.Completions[i]
 		ref := r.completion.Lease
+		typ := s.reportType(ctx, r.sess, ref.ItemID)
 		r.sess.release(ref.ItemID, ref.Token)
-		s.metrics.results.WithLabelValues(string(out.Outcome)).Inc()
+		s.metrics.results.WithLabelValues(typ, string(out.Outcome)).Inc()
+		s.metrics.observeRun(typ, "succeeded", r.completion.Metrics)
 		if out.Outcome == store.OutcomeDuplicate {
 			log.Warn("duplicate result dropped", "item_id", ref.ItemID, "token", ref.Token, "agent_id", r.sess.agentID)
 		}
@@ -106,9 +108,14 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 	for i, r := range failures {
 		out := res.Failures[i]
 		ref := r.failure.Lease
+		typ := s.reportType(ctx, r.sess, ref.ItemID)
 		r.sess.release(ref.ItemID, ref.Token)
 		if out.Outcome == store.OutcomeAccepted {
-			s.metrics.failures.WithLabelValues(finalLabel(out.Final)).Inc()
+			s.metrics.failures.WithLabelValues(typ, finalLabel(out.Final), reasonClass(r.failure.Message, r.rejected)).Inc()
+			if !out.Final {
+				s.metrics.retries.WithLabelValues(typ).Inc()
+			}
+			s.metrics.observeRun(typ, "failed", r.failure.Metrics)
 		}
 		r.sess.send(ackMsg(ref, ackOutcome(out.Outcome, r.rejected), r.failure.Message))
 		touched[out.BatchID] = true
@@ -121,6 +128,18 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 		}
 	}
 	s.batchesFinished(ctx, res.FinishedBatches)
+}
+
+// reportType names the instance type of a reported item: from the session's lease, or from the
+// store for a result re-sent from a spool after a reconnect.
+func (s *Server) reportType(ctx context.Context, sess *session, itemID int64) string {
+	if l, ok := sess.lease(itemID); ok && l.instanceType != "" {
+		return l.instanceType
+	}
+	if it, err := s.st.ItemByID(ctx, itemID); err == nil {
+		return it.InstanceType
+	}
+	return "unknown"
 }
 
 func finalLabel(final bool) string {

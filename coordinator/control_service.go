@@ -496,5 +496,8 @@ func (s *Server) batchProto(ctx context.Context, id string) (*enrichv1.Batch, er
 			WaitingForAgent: b.State == store.BatchRunning && c.Pending > 0 && agents[name] == 0,
 		})
 	}
+	if err := s.addProgress(ctx, b, counts, out); err != nil {
+		return nil, storeError(err)
+	}
 	return out, nil
 }

@@ -59,9 +59,9 @@ func (s *Server) dispatchTo(ctx context.Context, sess *session) error {
 		granted[it.ID] = leaseInfo{token: it.Token, instanceType: it.InstanceType, entityID: it.EntityID}
 	}
 	// Recorded before sending, so a result that races back is matched to its lease.
-	sess.granted(granted)
+	asked := sess.granted(granted)
 	batches := map[string]bool{}
-	for _, it := range items {
+	for i, it := range items {
 		lease, err := s.leaseMsg(it)
 		if err != nil {
 			s.log.Error("build lease", "item_id", it.ID, "error", err)
@@ -72,6 +72,9 @@ func (s *Server) dispatchTo(ctx context.Context, sess *session) error {
 			break
 		}
 		s.metrics.leasesGranted.WithLabelValues(it.InstanceType).Inc()
+		if i < len(asked) {
+			s.metrics.dispatchSeconds.Observe(time.Since(asked[i]).Seconds())
+		}
 		batches[it.BatchID] = true
 	}
 	for id := range batches {

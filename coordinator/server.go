@@ -39,6 +39,7 @@ type Server struct {
 	sessions *registry
 	hub      *hub
 	metrics  *metrics
+	progress *progressCache
 	reports  chan report
 	wake     chan struct{}
 	health   *health.Server
@@ -68,6 +69,7 @@ func New(cfg *config.Config, st store.Store, log hclog.Logger, reg *prometheus.R
 		sessions:   newRegistry(),
 		hub:        newHub(),
 		metrics:    newMetrics(reg),
+		progress:   &progressCache{entries: map[string]*progressEntry{}},
 		reports:    make(chan report, 4096),
 		wake:       make(chan struct{}, 1),
 		health:     health.NewServer(),
@@ -75,6 +77,9 @@ func New(cfg *config.Config, st store.Store, log hclog.Logger, reg *prometheus.R
 		advertised: cfg.Listen,
 		now:        func() time.Time { return time.Now().UTC() },
 		outputDirs: map[string]bool{},
+	}
+	if reg != nil {
+		reg.MustRegister(newFleetCollector(s))
 	}
 	return s
 }

@@ -34,6 +34,7 @@ type session struct {
 
 	mu            sync.Mutex
 	credits       int
+	creditAt      []time.Time // arrival of each outstanding credit, oldest first
 	inFlight      map[int64]leaseInfo
 	lastHeartbeat time.Time
 	draining      bool
@@ -76,7 +77,12 @@ func (s *session) addCredit(n int) {
 	if s.draining || n <= 0 {
 		return
 	}
+	before := s.credits
 	s.credits = min(s.credits+n, s.slots)
+	now := time.Now()
+	for range s.credits - before {
+		s.creditAt = append(s.creditAt, now)
+	}
 }
 
 // wanted returns the session's outstanding credits, 0 while draining.
@@ -89,14 +95,18 @@ func (s *session) wanted() int {
 	return s.credits
 }
 
-// granted records leases handed to the session.
-func (s *session) granted(leases map[int64]leaseInfo) {
+// granted records leases handed to the session and returns when the credits they consume arrived.
+func (s *session) granted(leases map[int64]leaseInfo) []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, l := range leases {
 		s.inFlight[id] = l
 	}
 	s.credits = max(0, s.credits-len(leases))
+	n := min(len(leases), len(s.creditAt))
+	asked := s.creditAt[:n:n]
+	s.creditAt = s.creditAt[n:]
+	return asked
 }
 
 // hold records leases the agent reported holding after a reconnect.
@@ -132,6 +142,7 @@ func (s *session) drain() {
 	s.mu.Lock()
 	s.draining = true
 	s.credits = 0
+	s.creditAt = nil
 	s.mu.Unlock()
 }
 

@@ -1,0 +1,210 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/sportsintel/enrich/coordinator/store"
+	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
+)
+
+// typeStats summarises the finished attempts of one instance type in a batch.
+type typeStats struct {
+	p50                       time.Duration
+	cost                      float64
+	attempts, failed, retries int
+}
+
+// progressEntry is one batch's attempt statistics as last read from the store.
+type progressEntry struct {
+	readAt time.Time
+	key    string // the batch's counts when read: attempts only change when counts do (almost)
+	types  map[string]*typeStats
+	cost   float64
+}
+
+// progressCache keeps per-batch attempt statistics, so that many watchers and dashboard polls of
+// a large batch read its attempts once per change rather than once each.
+type progressCache struct {
+	mu      sync.Mutex
+	entries map[string]*progressEntry
+}
+
+const (
+	// progressMinAge bounds how often a busy batch's attempts are re-read.
+	progressMinAge = 500 * time.Millisecond
+	// progressMaxAge re-reads even when counts look unchanged (duplicates and stale reports move
+	// cost without moving counts).
+	progressMaxAge = 5 * time.Second
+	// progressKeep drops entries of batches nobody asked about for a while.
+	progressKeep = 10 * time.Minute
+)
+
+func countsKey(counts map[string]store.StateCounts) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var sb strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "%s:%+v;", k, counts[k])
+	}
+	return sb.String()
+}
+
+// attemptStats returns batch id's statistics, reading the store when the cached ones may be stale.
+func (s *Server) attemptStats(ctx context.Context, id string, counts map[string]store.StateCounts, terminal bool) (*progressEntry, error) {
+	key := countsKey(counts)
+	now := time.Now()
+	c := s.progress
+	c.mu.Lock()
+	e := c.entries[id]
+	c.mu.Unlock()
+	if e != nil {
+		age := now.Sub(e.readAt)
+		fresh := age < progressMaxAge && (e.key == key || (age < progressMinAge && !terminal))
+		if fresh {
+			return e, nil
+		}
+	}
+	attempts, err := s.st.Attempts(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	e = &progressEntry{readAt: now, key: key, types: map[string]*typeStats{}}
+	durations := map[string][]time.Duration{}
+	for _, a := range attempts {
+		ts := e.types[a.InstanceType]
+		if ts == nil {
+			ts = &typeStats{}
+			e.types[a.InstanceType] = ts
+		}
+		ts.attempts++
+		switch {
+		case a.Outcome == "succeeded":
+			durations[a.InstanceType] = append(durations[a.InstanceType], a.Metrics.Duration)
+		case a.Outcome == "retrying":
+			ts.retries++
+			ts.failed++
+		case strings.HasPrefix(a.Outcome, "failed"):
+			ts.failed++
+		}
+		// Every attempt was paid for, whatever became of it.
+		ts.cost += a.Metrics.CostUSD
+		e.cost += a.Metrics.CostUSD
+	}
+	for name, ds := range durations {
+		slices.Sort(ds)
+		e.types[name].p50 = ds[(len(ds)-1)/2]
+	}
+	c.mu.Lock()
+	c.entries[id] = e
+	for other, old := range c.entries {
+		if now.Sub(old.readAt) > progressKeep {
+			delete(c.entries, other)
+		}
+	}
+	c.mu.Unlock()
+	return e, nil
+}
+
+// servingSlots estimates the runner slots working for each instance type of a batch. An agent's
+// slots are shared by the types it serves, so each agent's slots are split evenly among its types
+// that still have open work here; draining agents take no new work and count for nothing. The sum
+// is capped by the type's fleet-wide max_concurrent.
+func (s *Server) servingSlots(counts map[string]store.StateCounts) map[string]int {
+	share := map[string]float64{}
+	for _, sess := range s.sessions.snapshot() {
+		sess.mu.Lock()
+		draining := sess.draining
+		sess.mu.Unlock()
+		if draining {
+			continue
+		}
+		var open []string
+		for _, t := range sess.types {
+			if counts[t].Open() > 0 {
+				open = append(open, t)
+			}
+		}
+		for _, t := range open {
+			share[t] += float64(sess.slots) / float64(len(open))
+		}
+	}
+	caps := s.maxConcurrent()
+	out := map[string]int{}
+	for t, v := range share {
+		n := int(v + 0.5)
+		if v > 0 && n == 0 {
+			n = 1
+		}
+		if c := caps[t]; c > 0 {
+			n = min(n, c)
+		}
+		out[t] = n
+	}
+	return out
+}
+
+// eta estimates how long a type's open items take: pending items need a whole median run each,
+// leased ones are on average half done; the work spreads over the serving slots, but never over
+// more slots than there are open items. It returns false when there is no basis for an estimate.
+func eta(c store.StateCounts, p50 time.Duration, slots int) (time.Duration, bool) {
+	if c.Open() == 0 {
+		return 0, true
+	}
+	if p50 <= 0 || slots <= 0 {
+		return 0, false
+	}
+	work := time.Duration(c.Pending)*p50 + time.Duration(c.Leased)*p50/2
+	par := min(slots, c.Open())
+	d := work / time.Duration(par)
+	if floor := p50 / 2; d < floor {
+		d = floor
+	}
+	return d, true
+}
+
+// addProgress fills the attempt statistics, slots and ETA of a batch's instance progress.
+func (s *Server) addProgress(ctx context.Context, b *store.Batch, counts map[string]store.StateCounts, out *enrichv1.Batch) error {
+	if b.State == store.BatchPrepared {
+		return nil
+	}
+	st, err := s.attemptStats(ctx, b.ID, counts, b.State.Terminal())
+	if err != nil {
+		return err
+	}
+	out.CostUsd = st.cost
+	var slots map[string]int
+	if b.State == store.BatchRunning {
+		slots = s.servingSlots(counts)
+	}
+	for _, ip := range out.GetInstances() {
+		name := ip.GetInstanceType()
+		ts := st.types[name]
+		if ts == nil {
+			ts = &typeStats{}
+		}
+		if ts.p50 > 0 {
+			ip.DurationP50 = durationpb.New(ts.p50)
+		}
+		ip.CostUsd = ts.cost
+		ip.Attempts = int32(ts.attempts)
+		ip.FailedAttempts = int32(ts.failed)
+		ip.Retries = int32(ts.retries)
+		ip.Slots = int32(slots[name])
+		if b.State == store.BatchRunning {
+			if d, ok := eta(counts[name], ts.p50, slots[name]); ok {
+				ip.Eta = durationpb.New(d)
+			}
+		}
+	}
+	return nil
+}
