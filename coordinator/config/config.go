@@ -58,6 +58,7 @@ type Config struct {
 	Consolidation      ConsolidationConfig       `yaml:"consolidation"`
 	ResourceAllocation map[string]InstanceConfig `yaml:"resource_allocation"`
 	RetryStrategy      RetryStrategy             `yaml:"retry_strategy"`
+	Neo4j              Neo4jConfig               `yaml:"neo4j"`
 }
 
 // LogConfig selects the root logger's level and output format.
@@ -144,6 +145,7 @@ func Default() *Config {
 			MaxDelay:        Duration(DefaultMaxDelay),
 			FailureHandling: DefaultFailureHandling,
 		},
+		Neo4j: defaultNeo4j(),
 	}
 }
 
@@ -211,6 +213,7 @@ func LoadWith(path string, lookupEnv func(string) (string, bool)) (*Config, erro
 	if err := c.applyEnv(lookupEnv); err != nil {
 		return nil, err
 	}
+	c.Neo4j.applyEnv(lookupEnv)
 	// hclog and most operators treat levels case-insensitively; normalising
 	// here keeps Validate and the binary's comparisons exact.
 	c.Log.Level = strings.ToLower(c.Log.Level)

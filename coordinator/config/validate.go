@@ -78,6 +78,7 @@ func (c *Config) Validate() error {
 	if !oneOf(r.FailureHandling, failures) {
 		add("retry_strategy.failure_handling", "%q is not one of %s", r.FailureHandling, strings.Join(failures, ", "))
 	}
+	errs = append(errs, c.Neo4j.validate()...)
 	return errors.Join(errs...)
 }
 
