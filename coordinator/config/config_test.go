@@ -188,7 +188,7 @@ resource_allocation:
 
 	require.Equal(t, "enrich.yaml:2: lease.ttls: unknown key (known: heartbeat_interval, ttl)",
 		decodeErr(t, "lease:\n  ttls: 5s\n"))
-	require.Contains(t, decodeErr(t, "neo4j: {}\n"), "enrich.yaml:1: neo4j: unknown key (known: consolidation, dossiers, http, lease, listen, log, ")
+	require.Contains(t, decodeErr(t, "graph: {}\n"), "enrich.yaml:1: graph: unknown key (known: consolidation, dossiers, http, lease, listen, log, neo4j, ")
 }
 
 func TestUnknownKeyViaLoadNamesFile(t *testing.T) {
