@@ -283,7 +283,7 @@ func TestAllDecodeProblemsReported(t *testing.T) {
 	require.Equal(t, strings.Join([]string{
 		"enrich.yaml:1: listen: expected a single value, got a list",
 		`enrich.yaml:3: lease.ttl: invalid duration "soon"`,
-		"enrich.yaml:4: bogus: unknown key (known: consolidation, dossiers, http, lease, listen, log, resource_allocation, retry_strategy, store)",
+		"enrich.yaml:4: bogus: unknown key (known: consolidation, dossiers, http, lease, listen, log, neo4j, resource_allocation, retry_strategy, store)",
 	}, "\n"), msg)
 }
 
