@@ -82,6 +82,7 @@ func TestProgressLine(t *testing.T) {
 
 	now := time.Date(2026, 1, 8, 12, 0, 3, 0, time.UTC)
 	require.Equal(t,
-		"2026-01-08T12:00:03Z running entities 13/50 ok=12 failed=1 retrying=2 inflight=4 | leagues 0/15 ok=0 failed=0 retrying=0 inflight=0",
+		"2026-01-08T12:00:03Z running entities 13/50 ok=12 failed=1 retrying=2 inflight=4 rate=390.0/min eta=3m10s cost=$1.50"+
+			" | leagues 0/15 ok=0 failed=0 retrying=0 inflight=0 rate=0.0/min eta=? cost=$0.00",
 		progressLine(runningBatch(), now))
 }

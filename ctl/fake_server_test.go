@@ -22,6 +22,7 @@ type fakeControlServer struct {
 	PrepareBatchFunc func(context.Context, *enrichv1.PrepareBatchRequest) (*enrichv1.PrepareBatchResponse, error)
 	GetBatchFunc     func(context.Context, *enrichv1.GetBatchRequest) (*enrichv1.GetBatchResponse, error)
 	ListBatchesFunc  func(context.Context, *enrichv1.ListBatchesRequest) (*enrichv1.ListBatchesResponse, error)
+	GetDossierFunc   func(context.Context, *enrichv1.GetDossierRequest) (*enrichv1.GetDossierResponse, error)
 }
 
 func (f *fakeControlServer) PrepareBatch(ctx context.Context, req *enrichv1.PrepareBatchRequest) (*enrichv1.PrepareBatchResponse, error) {
@@ -43,6 +44,13 @@ func (f *fakeControlServer) ListBatches(ctx context.Context, req *enrichv1.ListB
 		return f.UnimplementedControlServiceServer.ListBatches(ctx, req)
 	}
 	return f.ListBatchesFunc(ctx, req)
+}
+
+func (f *fakeControlServer) GetDossier(ctx context.Context, req *enrichv1.GetDossierRequest) (*enrichv1.GetDossierResponse, error) {
+	if f.GetDossierFunc == nil {
+		return f.UnimplementedControlServiceServer.GetDossier(ctx, req)
+	}
+	return f.GetDossierFunc(ctx, req)
 }
 
 // startFakeServer serves fake on 127.0.0.1 until the test ends and returns its address.

@@ -139,10 +139,24 @@ func writeBatch(w io.Writer, b *enrichv1.Batch) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	t := newTable(w, "TYPE", "TOTAL", "DONE", "FAILED", "IN-FLIGHT", "PENDING", "RETRYING", "SKIPPED", "CANCELLED", "AGENTS")
+	t := newTable(w, "TYPE", "TOTAL", "DONE", "FAILED", "IN-FLIGHT", "PENDING", "RETRYING", "SKIPPED", "CANCELLED", "AGENTS",
+		"SLOTS", "P50", "ETA", "ERRORS", "COST")
 	for _, ip := range b.GetInstances() {
+		p50, eta, errRate := "-", "-", "-"
+		if d := ip.GetDurationP50(); d != nil {
+			p50 = fmtETA(d.AsDuration())
+		}
+		if ended(ip) >= selected(ip) && selected(ip) > 0 {
+			eta = "done"
+		} else if d := ip.GetEta(); d != nil {
+			eta = fmtETA(d.AsDuration())
+		}
+		if ip.GetAttempts() > 0 {
+			errRate = fmt.Sprintf("%.0f%%", 100*float64(ip.GetFailedAttempts())/float64(ip.GetAttempts()))
+		}
 		t.row(ip.GetInstanceType(), ip.GetTotal(), ip.GetSucceeded(), ip.GetFailed(), ip.GetLeased(), ip.GetPending(),
-			ip.GetRetrying(), ip.GetSkipped(), ip.GetCancelled(), ip.GetAgents())
+			ip.GetRetrying(), ip.GetSkipped(), ip.GetCancelled(), ip.GetAgents(), ip.GetSlots(), p50, eta, errRate,
+			fmt.Sprintf("$%.2f", ip.GetCostUsd()))
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -173,6 +187,9 @@ func writeSummary(w io.Writer, b *enrichv1.Batch) error {
 		return err
 	}
 	fmt.Fprintf(w, "output dir: %s\n", orDash(b.GetOutputDir()))
+	if b.GetLaunchedAt().IsValid() && b.GetFinishedAt().IsValid() {
+		fmt.Fprintf(w, "elapsed: %s  cost: $%.2f\n", b.GetFinishedAt().AsTime().Sub(b.GetLaunchedAt().AsTime()).Round(time.Second), b.GetCostUsd())
+	}
 	if e := b.GetConsolidationError(); e != "" {
 		fmt.Fprintf(w, "consolidation failed: %s (results are kept; run: enrichctl consolidate %s)\n", e, b.GetId())
 	}

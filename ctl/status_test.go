@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
@@ -22,7 +23,9 @@ func runningBatch() *enrichv1.Batch {
 		LaunchedAt: timestamppb.New(time.Date(2026, 1, 8, 13, 0, 1, 0, time.FixedZone("CET", 3600))),
 		OutputDir:  "dossiers/parallel_batch_20260108T120000Z",
 		Instances: []*enrichv1.InstanceProgress{
-			{InstanceType: "entities", Total: 50, Succeeded: 12, Failed: 1, Leased: 4, Pending: 33, Retrying: 2, Agents: 2},
+			{InstanceType: "entities", Total: 50, Succeeded: 12, Failed: 1, Leased: 4, Pending: 33, Retrying: 2, Agents: 2,
+				Slots: 8, DurationP50: durationpb.New(42 * time.Second), Eta: durationpb.New(185 * time.Second), CostUsd: 1.5,
+				Attempts: 16, FailedAttempts: 3},
 			{InstanceType: "leagues", Total: 15, Pending: 15, WaitingForAgent: true},
 		},
 	}
@@ -40,9 +43,9 @@ func TestWriteBatch(t *testing.T) {
 	require.Contains(t, text, "launched      2026-01-08T12:00:01Z\n", "times print in UTC")
 	require.Contains(t, text, "finished      -\n")
 	require.Contains(t, text,
-		"TYPE      TOTAL  DONE  FAILED  IN-FLIGHT  PENDING  RETRYING  SKIPPED  CANCELLED  AGENTS\n"+
-			"entities  50     12    1       4          33       2         0        0          2\n"+
-			"leagues   15     0     0       0          15       0         0        0          0\n"+
+		"TYPE      TOTAL  DONE  FAILED  IN-FLIGHT  PENDING  RETRYING  SKIPPED  CANCELLED  AGENTS  SLOTS  P50  ETA    ERRORS  COST\n"+
+			"entities  50     12    1       4          33       2         0        0          2       8      42s  3m10s  19%     $1.50\n"+
+			"leagues   15     0     0       0          15       0         0        0          0       0      -    -      -       $0.00\n"+
 			"waiting for an agent serving \"leagues\"\n")
 	require.Equal(t, 1, strings.Count(text, "waiting for an agent"), "only the instance type without agents waits")
 }

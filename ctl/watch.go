@@ -237,6 +237,54 @@ func progressLine(b *enrichv1.Batch, now time.Time) string {
 		if ip.GetCancelled() > 0 {
 			fmt.Fprintf(&sb, " cancelled=%d", ip.GetCancelled())
 		}
+		fmt.Fprintf(&sb, " %s", rateETACost(ip, elapsed(b, now)))
+	}
+	if b.GetCostUsd() > 0 {
+		fmt.Fprintf(&sb, " | cost=$%.2f", b.GetCostUsd())
 	}
 	return sb.String()
+}
+
+// elapsed is the time since the batch was launched (to its end once it ended).
+func elapsed(b *enrichv1.Batch, now time.Time) time.Duration {
+	if !b.GetLaunchedAt().IsValid() {
+		return 0
+	}
+	end := now
+	if f := b.GetFinishedAt(); f.IsValid() {
+		end = f.AsTime()
+	}
+	return max(end.Sub(b.GetLaunchedAt().AsTime()), 0)
+}
+
+// rateETACost is the throughput, ETA and running cost of one instance type:
+// "rate=12.0/min eta=4m10s cost=$1.20". The ETA comes from the coordinator,
+// which knows the type's median run time and the slots serving it; "eta=?"
+// means there is no basis yet (no finished run, or no agent).
+func rateETACost(ip *enrichv1.InstanceProgress, elapsed time.Duration) string {
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(ended(ip)) / elapsed.Minutes()
+	}
+	eta := "?"
+	switch {
+	case ended(ip) >= selected(ip):
+		eta = "done"
+	case ip.GetEta() != nil:
+		eta = fmtETA(ip.GetEta().AsDuration())
+	}
+	return fmt.Sprintf("rate=%.1f/min eta=%s cost=$%.2f", rate, eta, ip.GetCostUsd())
+}
+
+// fmtETA rounds an estimate to what a person can use: seconds under a
+// minute, then minutes, then hours and minutes.
+func fmtETA(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		return d.Round(10 * time.Second).String()
+	default:
+		return d.Round(time.Minute).String()
+	}
 }

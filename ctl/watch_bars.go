@@ -78,7 +78,8 @@ func (r *barRenderer) addBar(name string, start time.Time) *mpb.Bar {
 		mpb.AppendDecorators(
 			decor.Any(func(decor.Statistics) string {
 				ip := r.progress(name)
-				s := fmt.Sprintf("ok=%d failed=%d retrying=%d inflight=%d", ip.GetSucceeded(), ip.GetFailed(), ip.GetRetrying(), ip.GetLeased())
+				s := fmt.Sprintf("ok=%d failed=%d retrying=%d inflight=%d %s", ip.GetSucceeded(), ip.GetFailed(), ip.GetRetrying(),
+					ip.GetLeased(), rateETACost(ip, r.now().Sub(start)))
 				if ip.GetWaitingForAgent() {
 					s += " " + waitingNote(name)
 				}
