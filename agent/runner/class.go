@@ -1,7 +1,5 @@
 package runner
 
-
-
 // Class says what a failed run means for the entity and for the agent. The
 // coordinator only learns Retryable; the agent reads the class to decide how
 // to behave: back off, stop taking leases, or carry on.
@@ -90,4 +88,3 @@ func (e *Error) Unhealthy() bool { return e.Kind() == ClassAgentUnhealthy }
 func classified(c Class, msg string) *Error {
 	return &Error{Class: c, Retryable: c.Retryable(), Message: msg}
 }
-
