@@ -99,6 +99,8 @@ type InstanceConfig struct {
 	RateLimit     string   `yaml:"rate_limit"`
 	Schema        string   `yaml:"schema"`
 	Prompt        string   `yaml:"prompt"`
+	// Claude configures agents' Claude Code runner for this type (runner.go).
+	Claude ClaudeConfig `yaml:"claude"`
 }
 
 // RetryStrategy says how failed runs are retried.

@@ -152,6 +152,7 @@ func (c *Config) validateInstances() []error {
 		if !safeFileName(ic.Prompt) {
 			add(p+".prompt", "%q is not a prompt name", ic.Prompt)
 		}
+		errs = append(errs, ic.Claude.validate(p+".claude")...)
 	}
 	return errs
 }
