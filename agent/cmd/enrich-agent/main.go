@@ -52,7 +52,8 @@ func run(args []string) error {
 	id := fs.String("id", envOr("ENRICH_AGENT_ID", ""), "agent id, unique in the fleet (default: host name; env ENRICH_AGENT_ID)")
 	types := fs.String("types", envOr("ENRICH_TYPES", "entities,persons,leagues"), "instance types to serve, by name or alias (env ENRICH_TYPES)")
 	slots := fs.Int("slots", 4, "runs at once")
-	runnerKind := fs.String("runner", "offline", "runner: offline (built in, no network) or exec (--exec command per lease)")
+	runnerKind := fs.String("runner", "offline", "runner: offline (built in, no network), exec (--exec command per lease) or claude (Claude Code, settings from --config)")
+	configPath := fs.String("config", envOr("ENRICH_CONFIG", ""), "enrich.yaml with the claude runner's settings per instance type (env ENRICH_CONFIG)")
 	execCmd := fs.String("exec", "", "command run with /bin/sh -c per lease (runner exec): prompt on stdin, dossier JSON on stdout")
 	execGrace := fs.Duration("exec-grace", runner.DefaultGrace, "time between SIGTERM and SIGKILL when a run is cancelled")
 	workDir := fs.String("workdir", "", "folder for runner scratch files (default: a temporary folder)")
@@ -103,8 +104,15 @@ func run(args []string) error {
 			return err
 		}
 		r = &runner.Exec{Command: *execCmd, WorkDir: dir, Grace: *execGrace}
+	case "claude":
+		c, cleanup, err := newClaudeRunner(*configPath, *workDir, *execGrace, log)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		r = c
 	default:
-		return fmt.Errorf("--runner %q: want offline or exec", *runnerKind)
+		return fmt.Errorf("--runner %q: want offline, exec or claude", *runnerKind)
 	}
 
 	var typeList []string
