@@ -103,6 +103,7 @@ failures, 4 the batch was cancelled.`,
 		c.drainCommand(),
 		c.dossierCommand(),
 		c.watchCommand(),
+		c.promptCommand(),
 	)
 	return root
 }
