@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sportsintel/enrich/coordinator/web"
 )
 
-// httpHandler serves the probes and metrics.
+// httpHandler serves the probes, metrics and the read-only dashboard (everything else).
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -30,5 +32,7 @@ func (s *Server) httpHandler() http.Handler {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	// The dashboard reads through the same ControlService as enrichctl, so both always agree.
+	mux.Handle("/", web.Handler(&controlService{s: s}))
 	return mux
 }
