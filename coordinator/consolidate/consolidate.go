@@ -1,5 +1,6 @@
 // Package consolidate writes a batch's outputs: one markdown and one JSON dossier per entity under
-// a folder per instance type, and report.md + report.json. Every file is written to a temporary
+// a folder per instance type, report.md + report.json with a progress chart (report-progress.svg),
+// payload.jsonl, and on request PDFs of the dossiers and the report. Every file is written to a temporary
 // name and renamed, so a reader never sees half a dossier and consolidating twice yields the same
 // files.
 package consolidate
@@ -74,6 +75,17 @@ func Write(ctx context.Context, st store.Store, id string, order []string, now t
 		return nil, err
 	}
 	if err := writeAtomic(filepath.Join(b.OutputDir, "report.md"), rep.Markdown()); err != nil {
+		return nil, err
+	}
+	selected := rep.Totals.Total - rep.Totals.Skipped
+	if err := writeAtomic(filepath.Join(b.OutputDir, ProgressChartFile), ProgressSVG(rep.Progress, selected)); err != nil {
+		return nil, err
+	}
+	payload, err := buildPayload(b.ID, items, results, files)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(filepath.Join(b.OutputDir, PayloadFile), payload); err != nil {
 		return nil, err
 	}
 	return &Summary{Dir: b.OutputDir, Dossiers: len(results), Report: rep}, nil

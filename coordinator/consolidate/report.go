@@ -30,6 +30,18 @@ type Report struct {
 	InputTokens  int64   `json:"input_tokens"`
 	OutputTokens int64   `json:"output_tokens"`
 	Dossiers     []Entry `json:"dossiers"`
+	// ThroughputPerMinute is entities ended (succeeded or failed) per minute of wall time.
+	ThroughputPerMinute float64 `json:"throughput_per_minute"`
+	// Progress is the batch's progress over time, one point per ended attempt that changed it;
+	// report-progress.svg draws it.
+	Progress []ProgressPoint `json:"progress"`
+}
+
+// ProgressPoint is the cumulative count of entities ended at a time since launch.
+type ProgressPoint struct {
+	Seconds   float64 `json:"seconds"`
+	Succeeded int     `json:"succeeded"`
+	Failed    int     `json:"failed"`
 }
 
 // Counts of entities by final state.
@@ -50,6 +62,10 @@ type InstanceReport struct {
 	DurationP50MS int64   `json:"duration_p50_ms"`
 	DurationP95MS int64   `json:"duration_p95_ms"`
 	CostUSD       float64 `json:"cost_usd"`
+	InputTokens   int64   `json:"input_tokens"`
+	OutputTokens  int64   `json:"output_tokens"`
+	// ThroughputPerMinute is this type's entities ended per minute of the batch's wall time.
+	ThroughputPerMinute float64 `json:"throughput_per_minute"`
 }
 
 // FailedEntity is an entity that ended without a dossier.
@@ -133,6 +149,9 @@ func buildReport(b *store.Batch, items []*store.Item, results []*store.ResultRow
 	for _, res := range results {
 		r.InputTokens += res.Metrics.InputTokens
 		r.OutputTokens += res.Metrics.OutputTokens
+		ir := inst(res.Item.InstanceType)
+		ir.InputTokens += res.Metrics.InputTokens
+		ir.OutputTokens += res.Metrics.OutputTokens
 		r.Dossiers = append(r.Dossiers, Entry{EntityID: res.Item.EntityID, Name: res.Item.Name,
 			InstanceType: res.Item.InstanceType, File: files[res.Item.ID]})
 	}
@@ -140,6 +159,9 @@ func buildReport(b *store.Batch, items []*store.Item, results []*store.ResultRow
 		ir := per[name]
 		ir.DurationP50MS = percentile(durations[name], 0.50).Milliseconds()
 		ir.DurationP95MS = percentile(durations[name], 0.95).Milliseconds()
+		if r.WallSeconds > 0 {
+			ir.ThroughputPerMinute = float64(ir.Succeeded+ir.Failed) / (r.WallSeconds / 60)
+		}
 		r.Instances = append(r.Instances, *ir)
 		r.Totals.Total += ir.Total
 		r.Totals.Succeeded += ir.Succeeded
@@ -148,7 +170,37 @@ func buildReport(b *store.Batch, items []*store.Item, results []*store.ResultRow
 		r.Totals.Skipped += ir.Skipped
 		r.Totals.Open += ir.Open
 	}
+	if r.WallSeconds > 0 {
+		r.ThroughputPerMinute = float64(r.Totals.Succeeded+r.Totals.Failed) / (r.WallSeconds / 60)
+	}
+	r.Progress = progressPoints(b.LaunchedAt, attempts)
 	return r
+}
+
+// progressPoints turns the ended attempts into cumulative succeeded and failed counts over time.
+// Retried attempts do not end an entity, and duplicates and stale reports change nothing.
+func progressPoints(launched time.Time, attempts []*store.Attempt) []ProgressPoint {
+	out := []ProgressPoint{}
+	if launched.IsZero() {
+		return out
+	}
+	sorted := slices.Clone(attempts)
+	slices.SortStableFunc(sorted, func(a, b *store.Attempt) int { return a.EndedAt.Compare(b.EndedAt) })
+	out = append(out, ProgressPoint{})
+	var cur ProgressPoint
+	for _, a := range sorted {
+		switch {
+		case a.Outcome == "succeeded":
+			cur.Succeeded++
+		case a.Outcome == "failed" || a.Outcome == "failed_permanent":
+			cur.Failed++
+		default:
+			continue
+		}
+		cur.Seconds = max(a.EndedAt.Sub(launched).Seconds(), 0)
+		out = append(out, cur)
+	}
+	return out
 }
 
 // percentile uses the nearest-rank method.
@@ -181,14 +233,20 @@ func (r *Report) Markdown() []byte {
 	fmt.Fprintf(&b, "- **Entities:** %d total, %d succeeded, %d failed, %d cancelled, %d skipped, %d still open\n",
 		r.Totals.Total, r.Totals.Succeeded, r.Totals.Failed, r.Totals.Cancelled, r.Totals.Skipped, r.Totals.Open)
 	fmt.Fprintf(&b, "- **Retries:** %d; **duplicate results dropped:** %d\n", r.Retries, r.Duplicates)
-	fmt.Fprintf(&b, "- **Cost:** $%.4f (%d input tokens, %d output tokens)\n\n", r.CostUSD, r.InputTokens, r.OutputTokens)
+	fmt.Fprintf(&b, "- **Cost:** $%.4f (%d input tokens, %d output tokens)\n", r.CostUSD, r.InputTokens, r.OutputTokens)
+	fmt.Fprintf(&b, "- **Throughput:** %.1f entities per minute\n\n", r.ThroughputPerMinute)
 
 	b.WriteString("## Per instance type\n\n")
-	b.WriteString("| instance type | total | succeeded | failed | cancelled | skipped | retries | p50 | p95 | cost (USD) |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| instance type | total | succeeded | failed | cancelled | skipped | retries | p50 | p95 | per min | tokens in/out | cost (USD) |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, ir := range r.Instances {
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s | %s | %.4f |\n", ir.InstanceType, ir.Total, ir.Succeeded,
-			ir.Failed, ir.Cancelled, ir.Skipped, ir.Retries, ms(ir.DurationP50MS), ms(ir.DurationP95MS), ir.CostUSD)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %s | %s | %.1f | %d / %d | %.4f |\n", ir.InstanceType, ir.Total, ir.Succeeded,
+			ir.Failed, ir.Cancelled, ir.Skipped, ir.Retries, ms(ir.DurationP50MS), ms(ir.DurationP95MS), ir.ThroughputPerMinute,
+			ir.InputTokens, ir.OutputTokens, ir.CostUSD)
+	}
+	if len(r.Progress) > 1 {
+		b.WriteString("\n## Progress over time\n\n")
+		fmt.Fprintf(&b, "![Entities ended over time](%s)\n", ProgressChartFile)
 	}
 	b.WriteString("\n## Failures\n\n")
 	if len(r.Failures) == 0 {
