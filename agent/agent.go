@@ -29,6 +29,9 @@ var Version = "dev"
 const (
 	DefaultReconnectMin = 250 * time.Millisecond
 	DefaultReconnectMax = 30 * time.Second
+	DefaultDrainGrace   = 10 * time.Minute
+	// ackWait bounds how long a finished drain waits for the coordinator to acknowledge results.
+	ackWait = 10 * time.Second
 )
 
 // Config of an agent. Coordinator, Types, Slots and Runner are required.
@@ -39,7 +42,9 @@ type Config struct {
 	Slots       int
 	Runner      runner.Runner
 	// SpoolDir keeps finished results on disk until acknowledged; empty keeps them in memory.
-	SpoolDir     string
+	SpoolDir string
+	// DrainGrace bounds how long a drain waits for running leases before stopping them.
+	DrainGrace   time.Duration
 	Labels       map[string]string
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
@@ -70,6 +75,9 @@ func (c *Config) withDefaults() error {
 	if c.ReconnectMax <= 0 {
 		c.ReconnectMax = DefaultReconnectMax
 	}
+	if c.DrainGrace <= 0 {
+		c.DrainGrace = DefaultDrainGrace
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -87,6 +95,10 @@ type Agent struct {
 	runs    map[int64]*run
 	current *connection
 	gen     uint64
+	// draining is agent-wide and for good: set by Drain, it stops every request for work.
+	draining  bool
+	drainOnce sync.Once
+	drained   chan struct{} // closed when a drain has finished; Run then returns
 
 	stats stats
 }
@@ -108,12 +120,21 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	return &Agent{cfg: cfg, log: cfg.Logger, spool: sp, host: host, runs: map[int64]*run{}}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger, spool: sp, host: host, runs: map[int64]*run{}, drained: make(chan struct{})}, nil
 }
 
-// Run serves until ctx ends, reconnecting with jittered exponential backoff. On return every
-// runner has been stopped.
+// Run serves until ctx ends or a drain finishes, reconnecting with jittered exponential backoff.
+// On return every runner has been stopped.
 func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-a.drained:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
@@ -148,6 +169,58 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, a.cfg.ReconnectMax)
 	}
+}
+
+// Drain stops asking for leases, lets running leases finish for up to the configured grace, then
+// stops the rest (they are reported as retryable failures, so the coordinator retries them at
+// once rather than after their TTL). When every result has been acknowledged, or ackWait after
+// the last run ended, Run returns. Safe to call more than once and from any goroutine.
+func (a *Agent) Drain(reason string) {
+	a.drainOnce.Do(func() {
+		a.mu.Lock()
+		a.draining = true
+		running := len(a.runs)
+		a.mu.Unlock()
+		a.log.Info("draining: no new leases; waiting for running leases", "reason", reason, "running", running,
+			"grace", a.cfg.DrainGrace)
+		go a.finishDrain()
+	})
+}
+
+func (a *Agent) finishDrain() {
+	defer close(a.drained)
+	grace := time.NewTimer(a.cfg.DrainGrace)
+	defer grace.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	stopped := false
+	for {
+		a.mu.Lock()
+		running := len(a.runs)
+		a.mu.Unlock()
+		if running == 0 {
+			break
+		}
+		select {
+		case <-grace.C:
+			a.log.Warn("drain grace period over; stopping running leases", "running", running)
+			a.mu.Lock()
+			for _, r := range a.runs {
+				r.cancel(errors.New("agent draining: grace period over"))
+			}
+			a.mu.Unlock()
+			stopped = true
+		case <-tick.C:
+		}
+	}
+	deadline := time.Now().Add(ackWait)
+	for a.spool.len() > 0 && time.Now().Before(deadline) {
+		<-tick.C
+	}
+	if n := a.spool.len(); n > 0 {
+		a.log.Warn("drained with results not yet acknowledged; they stay in the spool", "results", n, "spool", a.spool.String())
+	}
+	a.log.Info("drained", "stopped_runs", stopped)
 }
 
 func (a *Agent) stopRuns() {
@@ -202,12 +275,15 @@ func (a *Agent) session(ctx context.Context, client enrichv1.AgentServiceClient)
 	if err != nil {
 		return err
 	}
+	// Held: what still runs, and what finished but is not acknowledged yet; both keep their
+	// leases until the coordinator has their outcome.
 	a.mu.Lock()
 	held := make([]*enrichv1.LeaseRef, 0, len(a.runs))
 	for _, r := range a.runs {
 		held = append(held, r.lease.GetLease())
 	}
 	a.mu.Unlock()
+	held = append(held, a.spool.leases()...)
 	if err := stream.Send(&enrichv1.ConnectRequest{Msg: &enrichv1.ConnectRequest_Hello{Hello: &enrichv1.Hello{
 		AgentId: a.cfg.ID, InstanceTypes: a.cfg.Types, Slots: int32(a.cfg.Slots), Version: Version, Hostname: a.host,
 		Labels: a.cfg.Labels, HeldLeases: held, SpooledResults: int32(a.spool.len()),
@@ -292,7 +368,7 @@ func (a *Agent) writeLoop(ctx context.Context, stream enrichv1.AgentService_Conn
 func (a *Agent) creditsToAsk(c *connection) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if c.draining {
+	if c.draining || a.draining {
 		return 0
 	}
 	n := a.cfg.Slots - len(a.runs) - c.requested
@@ -310,6 +386,13 @@ func (a *Agent) heartbeatMsg() *enrichv1.ConnectRequest {
 	hb := &enrichv1.Heartbeat{}
 	for _, r := range a.runs {
 		hb.Leases = append(hb.Leases, &enrichv1.LeaseProgress{Lease: r.lease.GetLease(), Stage: "running"})
+	}
+	// A finished run keeps its lease alive until its result is acknowledged. Only live runs and
+	// unacknowledged results are listed: a lease without either is one the coordinator must take back.
+	for _, ref := range a.spool.leases() {
+		if _, running := a.runs[ref.GetItemId()]; !running {
+			hb.Leases = append(hb.Leases, &enrichv1.LeaseProgress{Lease: ref, Stage: "delivering"})
+		}
 	}
 	return &enrichv1.ConnectRequest{Msg: &enrichv1.ConnectRequest_Heartbeat{Heartbeat: hb}}
 }
@@ -331,10 +414,14 @@ func (a *Agent) readLoop(ctx context.Context, stream enrichv1.AgentService_Conne
 		case *enrichv1.ConnectResponse_Cancel:
 			a.cancelRun(c, m.Cancel)
 		case *enrichv1.ConnectResponse_Drain:
+			if m.Drain.GetExit() {
+				a.Drain(m.Drain.GetReason())
+				continue
+			}
 			a.mu.Lock()
 			c.draining = true
 			a.mu.Unlock()
-			a.log.Info("draining: no new leases", "reason", m.Drain.GetReason())
+			a.log.Info("coordinator draining: no new leases from it", "reason", m.Drain.GetReason())
 		case *enrichv1.ConnectResponse_Welcome:
 			return errors.New("coordinator sent a second Welcome")
 		}

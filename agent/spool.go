@@ -108,7 +108,27 @@ func writeSynced(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	// The rename is durable only once the directory entry is.
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+// leases lists the leases whose results wait for an acknowledgement.
+func (s *spool) leases() []*enrichv1.LeaseRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*enrichv1.LeaseRef, 0, len(s.entries))
+	for _, e := range s.entries {
+		out = append(out, leaseOf(e.msg))
+	}
+	return out
 }
 
 // ack forgets an acknowledged result.

@@ -75,6 +75,7 @@ func (a *agentService) Connect(stream enrichv1.AgentService_ConnectServer) error
 	if held := hello.GetHeldLeases(); len(held) > 0 {
 		s.adopt(ctx, sess, held, log)
 	}
+	s.releaseForgotten(ctx, sess, hello.GetHeldLeases(), log)
 	s.hub.publishAll()
 
 	recvErr := make(chan error, 1)
@@ -159,6 +160,54 @@ func (s *Server) adopt(ctx context.Context, sess *session, held []*enrichv1.Leas
 	log.Info("adopted held leases", "held", len(refs)-len(lost), "lost", len(lost))
 }
 
+// releaseForgotten ends, at once, the leases the store says this agent holds but its Hello did
+// not list: a restarted agent lost those runs, and waiting for their TTL would only delay the
+// retry.
+func (s *Server) releaseForgotten(ctx context.Context, sess *session, held []*enrichv1.LeaseRef, log hclog.Logger) {
+	owned, err := s.st.LeasesHeldBy(ctx, sess.agentID)
+	if err != nil {
+		log.Error("list leases held by the agent", "error", err)
+		return
+	}
+	listed := map[store.LeaseRef]bool{}
+	for _, r := range leaseRefs(held) {
+		listed[r] = true
+	}
+	var forgotten []store.LeaseRef
+	for _, h := range owned {
+		if !listed[h.LeaseRef] {
+			forgotten = append(forgotten, h.LeaseRef)
+		}
+	}
+	s.releaseLeases(ctx, forgotten, "agent "+sess.agentID+" reconnected without this run (restarted or lost it)", log)
+}
+
+// releaseLeases ends leases their agent no longer runs and retries their items.
+func (s *Server) releaseLeases(ctx context.Context, refs []store.LeaseRef, reason string, log hclog.Logger) {
+	if len(refs) == 0 {
+		return
+	}
+	res, err := s.st.ReleaseLeases(ctx, store.ReleaseParams{Leases: refs, Message: reason, Now: s.now(), RetryDelay: s.retryDelay})
+	if err != nil {
+		log.Error("release leases", "error", err)
+		return
+	}
+	if len(res.Expired) == 0 {
+		return
+	}
+	log.Warn("leases released", "count", len(res.Expired), "reason", reason)
+	touched := map[string]bool{}
+	for _, h := range res.Expired {
+		s.metrics.leasesExpired.Inc()
+		touched[h.BatchID] = true
+	}
+	for id := range touched {
+		s.hub.publish(id)
+	}
+	s.wakeDispatcher()
+	s.batchesFinished(ctx, res.FinishedBatches)
+}
+
 func writeLoop(ctx context.Context, stream enrichv1.AgentService_ConnectServer, sess *session) error {
 	for {
 		select {
@@ -202,12 +251,21 @@ func (s *Server) readLoop(ctx context.Context, stream enrichv1.AgentService_Conn
 
 func (s *Server) onHeartbeat(ctx context.Context, sess *session, hb *enrichv1.Heartbeat, log hclog.Logger) {
 	sess.heartbeat(s.now())
-	if len(hb.GetLeases()) == 0 {
-		return
-	}
 	refs := make([]store.LeaseRef, 0, len(hb.GetLeases()))
+	listed := make(map[int64]int64, len(hb.GetLeases()))
 	for _, lp := range hb.GetLeases() {
-		refs = append(refs, store.LeaseRef{ItemID: lp.GetLease().GetItemId(), Token: lp.GetLease().GetToken()})
+		ref := store.LeaseRef{ItemID: lp.GetLease().GetItemId(), Token: lp.GetLease().GetToken()}
+		refs = append(refs, ref)
+		listed[ref.ItemID] = ref.Token
+	}
+	if gone := sess.unlisted(listed); len(gone) > 0 {
+		s.releaseLeases(ctx, gone, "agent "+sess.agentID+" stopped reporting this lease in its heartbeats (no runner alive)", log)
+		for _, l := range gone {
+			sess.send(cancelMsg(l, "lease released: the agent no longer reported it"))
+		}
+	}
+	if len(refs) == 0 {
+		return
 	}
 	lost, err := s.st.ExtendLeases(ctx, store.ExtendLeasesParams{AgentID: sess.agentID, SessionID: sess.id, Leases: refs,
 		LeaseTTL: s.cfg.Lease.TTL.D(), Now: s.now()})

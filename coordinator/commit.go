@@ -94,6 +94,12 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 		ref := r.completion.Lease
 		typ := s.reportType(ctx, r.sess, ref.ItemID)
 		r.sess.release(ref.ItemID, ref.Token)
+		if out.Redelivered {
+			// Counted when it was first accepted; the agent only missed the Ack.
+			log.Debug("result re-delivered; acknowledged again", "item_id", ref.ItemID, "token", ref.Token)
+			r.sess.send(ackMsg(ref, enrichv1.AckOutcome_ACK_OUTCOME_ACCEPTED, "already accepted"))
+			continue
+		}
 		s.metrics.results.WithLabelValues(typ, string(out.Outcome)).Inc()
 		s.metrics.observeRun(typ, "succeeded", r.completion.Metrics)
 		if out.Outcome == store.OutcomeDuplicate {

@@ -379,12 +379,12 @@ func (c *controlService) ConsolidateBatch(ctx context.Context, req *enrichv1.Con
 	if b.State == store.BatchPrepared {
 		return nil, status.Errorf(codes.FailedPrecondition, "batch %s was never launched: nothing to consolidate", b.ID)
 	}
-	sum, err := s.consolidate(ctx, b.ID)
+	sum, err := s.consolidateWith(ctx, b.ID, req.GetPdf() || s.cfg.Consolidation.PDF)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "consolidate %s: %v", b.ID, err)
 	}
 	pb, err := s.batchProto(ctx, b.ID)
-	return &enrichv1.ConsolidateBatchResponse{Batch: pb, OutputDir: sum.Dir, Dossiers: int32(sum.Dossiers)}, err
+	return &enrichv1.ConsolidateBatchResponse{Batch: pb, OutputDir: sum.Dir, Dossiers: int32(sum.Dossiers), Pdfs: int32(sum.PDFs)}, err
 }
 
 func (c *controlService) ListItems(ctx context.Context, req *enrichv1.ListItemsRequest) (*enrichv1.ListItemsResponse, error) {
@@ -433,7 +433,7 @@ func (c *controlService) DrainAgent(_ context.Context, req *enrichv1.DrainAgentR
 		return nil, status.Errorf(codes.NotFound, "agent %q is not connected", req.GetAgentId())
 	}
 	sess.drain()
-	sess.send(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: "drained by operator"}}})
+	sess.send(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: "drained by operator", Exit: true}}})
 	c.s.log.Named("control").Info("agent drained", "agent_id", sess.agentID)
 	return &enrichv1.DrainAgentResponse{Agent: sess.info(c.s.advertised)}, nil
 }

@@ -88,12 +88,18 @@ type rawAgent struct {
 
 func (b *testBundle) agent(t *testing.T, id string, slots int32, types ...string) *rawAgent {
 	t.Helper()
-	ctx, cancel := context.WithCancel(b.ctx)
+	return b.agentCtx(t, b.ctx, id, slots, nil, types...)
+}
+
+// agentCtx connects an agent whose stream ends with ctx and whose Hello lists held leases.
+func (b *testBundle) agentCtx(t *testing.T, ctx context.Context, id string, slots int32, held []*enrichv1.LeaseRef, types ...string) *rawAgent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	stream, err := enrichv1.NewAgentServiceClient(b.conn).Connect(ctx)
 	require.NoError(t, err)
 	require.NoError(t, stream.Send(&enrichv1.ConnectRequest{Msg: &enrichv1.ConnectRequest_Hello{Hello: &enrichv1.Hello{
-		AgentId: id, InstanceTypes: types, Slots: slots}}}))
+		AgentId: id, InstanceTypes: types, Slots: slots, HeldLeases: held}}}))
 	first, err := stream.Recv()
 	require.NoError(t, err)
 	require.NotNil(t, first.GetWelcome(), "first message is Welcome")
@@ -241,9 +247,11 @@ func TestResultsAreValidatedAndAcked(t *testing.T) {
 	// A valid dossier is committed, then acked.
 	a.send(resultFor(t, leases[0]))
 	require.Equal(t, enrichv1.AckOutcome_ACK_OUTCOME_ACCEPTED, a.ack().GetOutcome())
-	// The same result again is a duplicate.
+	// The same lease's result again (the Ack was lost) is acknowledged again, not a duplicate.
 	a.send(resultFor(t, leases[0]))
-	require.Equal(t, enrichv1.AckOutcome_ACK_OUTCOME_DUPLICATE, a.ack().GetOutcome())
+	again := a.ack()
+	require.Equal(t, enrichv1.AckOutcome_ACK_OUTCOME_ACCEPTED, again.GetOutcome())
+	require.Equal(t, "already accepted", again.GetMessage())
 	// A dossier that breaks the schema is rejected and counts as a failed attempt.
 	a.send(&enrichv1.ConnectRequest{Msg: &enrichv1.ConnectRequest_Result{Result: &enrichv1.Result{
 		Lease: leases[1].GetLease(), DossierJson: []byte(`{"entity_id":"x"}`)}}})

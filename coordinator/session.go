@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sportsintel/enrich/coordinator/store"
 	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
 )
 
@@ -14,7 +15,13 @@ type leaseInfo struct {
 	token        int64
 	instanceType string
 	entityID     string
+	// missed counts consecutive heartbeats that did not list the lease.
+	missed int
 }
+
+// missedHeartbeatsToRelease is how many heartbeats in a row may omit a lease before the
+// coordinator takes it back. One is not enough: a heartbeat can cross a lease on the wire.
+const missedHeartbeatsToRelease = 2
 
 // session is one connected agent stream. Only its writer goroutine calls stream.Send; everyone
 // else queues messages with send.
@@ -130,6 +137,31 @@ func (s *session) lease(itemID int64) (leaseInfo, bool) {
 	defer s.mu.Unlock()
 	l, ok := s.inFlight[itemID]
 	return l, ok
+}
+
+// unlisted records a heartbeat's list of running leases and returns the leases the session holds
+// that the agent has now left out of missedHeartbeatsToRelease heartbeats in a row: the agent
+// no longer runs them (its runner died, or it lost them), so they must not wait for their TTL.
+// They are forgotten here; the caller ends them in the store.
+func (s *session) unlisted(listed map[int64]int64) []store.LeaseRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var gone []store.LeaseRef
+	for id, l := range s.inFlight {
+		if tok, ok := listed[id]; ok && tok == l.token {
+			l.missed = 0
+			s.inFlight[id] = l
+			continue
+		}
+		l.missed++
+		if l.missed < missedHeartbeatsToRelease {
+			s.inFlight[id] = l
+			continue
+		}
+		delete(s.inFlight, id)
+		gone = append(gone, store.LeaseRef{ItemID: id, Token: l.token})
+	}
+	return gone
 }
 
 func (s *session) heartbeat(now time.Time) {

@@ -173,7 +173,7 @@ func (c *cluster) restartCoordinator() {
 
 func (c *cluster) agent(id string, args ...string) *proc {
 	c.t.Helper()
-	return start(c.t, "enrich-agent", append([]string{"--coordinator", c.addr, "--id", id, "--log-level", "debug"}, args...)...)
+	return start(c.t, "enrich-agent", append([]string{"--coordinator", c.addr, "--id", id, "--log-level", "debug", "--drain-grace", "3s"}, args...)...)
 }
 
 // waitAgents waits until n agents are connected.

@@ -229,6 +229,9 @@ const (
 type CompletionResult struct {
 	Outcome Outcome
 	BatchID string
+	// Redelivered is set when the lease's result had already been accepted: an agent re-sent it
+	// because it never saw the acknowledgement. Nothing changed.
+	Redelivered bool
 	// Superseded is set when a late result won over a newer lease that must now be cancelled.
 	Superseded *LeaseHolder
 }

@@ -58,6 +58,7 @@ func run(args []string) error {
 	execGrace := fs.Duration("exec-grace", runner.DefaultGrace, "time between SIGTERM and SIGKILL when a run is cancelled")
 	workDir := fs.String("workdir", "", "folder for runner scratch files (default: a temporary folder)")
 	offlineDelay := fs.String("offline-delay", "0", "simulated work time of the offline runner: 2s, or a range 1s-3s")
+	drainGrace := fs.Duration("drain-grace", agent.DefaultDrainGrace, "on SIGTERM or an operator's drain, how long running leases may finish before they are stopped")
 	spool := fs.String("spool", envOr("ENRICH_SPOOL", ""), "folder keeping finished results until the coordinator has them (default: memory only)")
 	metricsAddr := fs.String("metrics-addr", envOr("ENRICH_METRICS_ADDR", ""), "serve Prometheus /metrics on HOST:PORT (default: off; env ENRICH_METRICS_ADDR)")
 	logLevel := fs.String("log-level", envOr("ENRICH_LOG_LEVEL", "info"), "trace, debug, info, warn or error")
@@ -122,12 +123,32 @@ func run(args []string) error {
 		}
 	}
 	a, err := agent.New(agent.Config{Coordinator: *coordinator, ID: *id, Types: typeList, Slots: *slots, Runner: r,
-		SpoolDir: *spool, Labels: lbls, Logger: log})
+		SpoolDir: *spool, DrainGrace: *drainGrace, Labels: lbls, Logger: log})
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// The first SIGTERM or SIGINT drains: no new leases, running ones finish (within
+	// --drain-grace) and are delivered. A second one stops at once; what runs is retried elsewhere.
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Info("signal received: draining; send it again to stop at once", "signal", sig.String(), "grace", *drainGrace)
+			a.Drain("signal " + sig.String())
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-sigs:
+			log.Warn("second signal: stopping now")
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 	if *metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -87,8 +87,23 @@ func (r *reportTx) complete(ctx context.Context, c store.Completion) (store.Comp
 		return store.CompletionResult{Outcome: store.OutcomeStale}, err
 	}
 	res := store.CompletionResult{BatchID: h.batchID}
+	if c.Lease.Token > h.token || c.Lease.Token <= 0 {
+		// Never granted: nothing to record against a lease that does not exist.
+		res.Outcome = store.OutcomeStale
+		return res, nil
+	}
 	switch h.state {
 	case store.ItemSucceeded:
+		// The same lease's result sent again (its Ack was lost) is the result already stored,
+		// not more work: acknowledge it again and record nothing.
+		var stored int64
+		if err := r.tx.QueryRowContext(ctx, `SELECT token FROM results WHERE item_id = ?`, c.Lease.ItemID).Scan(&stored); err != nil {
+			return res, fmt.Errorf("stored result of item %d: %w", c.Lease.ItemID, err)
+		}
+		if stored == c.Lease.Token {
+			res.Outcome, res.Redelivered = store.OutcomeAccepted, true
+			return res, nil
+		}
 		res.Outcome = store.OutcomeDuplicate
 		return res, r.record(ctx, c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventDuplicate, "dropped: item already has a result", c.Metrics)
 	case store.ItemCancelled:
@@ -127,6 +142,10 @@ func (r *reportTx) fail(ctx context.Context, f store.Failure, retryDelay func(in
 		return store.FailureResult{Outcome: store.OutcomeStale}, err
 	}
 	res := store.FailureResult{BatchID: h.batchID}
+	if f.Lease.Token > h.token || f.Lease.Token <= 0 {
+		res.Outcome = store.OutcomeStale
+		return res, nil
+	}
 	if h.state != store.ItemLeased || h.token != f.Lease.Token {
 		res.Outcome = store.OutcomeStale
 		return res, r.record(ctx, f.Lease.ItemID, h, f.Lease.Token, f.AgentID, store.EventStale, "ignored failure: "+f.Message, f.Metrics)

@@ -344,12 +344,21 @@ func testCompleteAndDuplicate(t *testing.T, b *bundle) {
 	require.Equal(t, store.OutcomeAccepted, res.Completions[0].Outcome)
 	require.Equal(t, "b1", res.Completions[0].BatchID)
 	require.Nil(t, res.Completions[0].Superseded)
+	// The same lease's result again (the agent never saw the Ack): acknowledged, nothing recorded.
 	res = b.complete(t, got[0], 1)
-	require.Equal(t, store.OutcomeDuplicate, res.Completions[0].Outcome)
+	require.Equal(t, store.OutcomeAccepted, res.Completions[0].Outcome)
+	require.True(t, res.Completions[0].Redelivered)
+	require.Nil(t, res.Completions[0].Superseded)
+	// A token that was never granted cannot deliver anything.
+	res = b.complete(t, got[0], 7)
+	require.Equal(t, store.OutcomeStale, res.Completions[0].Outcome)
 	rows, err := b.st.Results(b.ctx, "b1")
 	require.NoError(t, err)
 	require.Len(t, rows, 1, "never two results for one item")
+	require.Equal(t, int64(1), rows[0].Token)
 	require.Equal(t, store.ItemSucceeded, b.state(t, "b1", "e1").State)
+	require.Equal(t, []store.EventKind{store.EventGranted, store.EventSucceeded}, b.kinds(t, "b1", got[0].ID))
+	b.holds(t, "b1")
 }
 
 func testLateResult(t *testing.T, b *bundle) {

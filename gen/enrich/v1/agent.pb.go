@@ -1074,10 +1074,14 @@ func (x *Cancel) GetReason() string {
 	return ""
 }
 
-// Drain asks the agent to stop asking for work.
+// Drain asks the agent to stop asking for work. Its leases in flight run to the end.
 type Drain struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Reason string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// exit: the agent exits once its runs have finished and their results are acknowledged (an
+	// operator's drain). Otherwise the drain lasts this session only: a coordinator shutting down
+	// drains its agents so they reconnect to another one.
+	Exit          bool `protobuf:"varint,2,opt,name=exit,proto3" json:"exit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1117,6 +1121,13 @@ func (x *Drain) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Drain) GetExit() bool {
+	if x != nil {
+		return x.Exit
+	}
+	return false
 }
 
 var File_enrich_v1_agent_proto protoreflect.FileDescriptor
@@ -1193,9 +1204,10 @@ const file_enrich_v1_agent_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"K\n" +
 	"\x06Cancel\x12)\n" +
 	"\x05lease\x18\x01 \x01(\v2\x13.enrich.v1.LeaseRefR\x05lease\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1f\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"3\n" +
 	"\x05Drain\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason*\x8f\x01\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04exit\x18\x02 \x01(\bR\x04exit*\x8f\x01\n" +
 	"\n" +
 	"AckOutcome\x12\x1b\n" +
 	"\x17ACK_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n" +

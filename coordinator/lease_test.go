@@ -1,0 +1,114 @@
+package coordinator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sportsintel/enrich/coordinator/config"
+	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
+)
+
+// longTTL makes sure only the rule under test, not the lease TTL, can take a lease back.
+func longTTL(c *config.Config) {
+	c.Lease.TTL = config.Duration(time.Hour)
+	c.Lease.HeartbeatInterval = config.Duration(time.Minute)
+}
+
+func (b *testBundle) item(t *testing.T, batch, entity string) *enrichv1.Item {
+	t.Helper()
+	res, err := b.ctl.ListItems(b.ctx, &enrichv1.ListItemsRequest{BatchId: batch})
+	require.NoError(t, err)
+	for _, it := range res.GetItems() {
+		if it.GetEntity().GetId() == entity {
+			return it
+		}
+	}
+	t.Fatalf("no item %s in batch %s", entity, batch)
+	return nil
+}
+
+func (a *rawAgent) heartbeat(leases ...*enrichv1.Lease) {
+	hb := &enrichv1.Heartbeat{}
+	for _, l := range leases {
+		hb.Leases = append(hb.Leases, &enrichv1.LeaseProgress{Lease: l.GetLease(), Stage: "running"})
+	}
+	a.send(&enrichv1.ConnectRequest{Msg: &enrichv1.ConnectRequest_Heartbeat{Heartbeat: hb}})
+}
+
+// cancelFor waits for a Cancel naming the lease.
+func (a *rawAgent) cancelFor(l *enrichv1.Lease) *enrichv1.Cancel {
+	a.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m, ok := <-a.msgs:
+			require.True(a.t, ok, "stream closed before the cancel")
+			if c := m.GetCancel(); c != nil && c.GetLease().GetItemId() == l.GetLease().GetItemId() {
+				return c
+			}
+		case <-timeout:
+			a.t.Fatalf("no cancel for item %d", l.GetLease().GetItemId())
+		}
+	}
+}
+
+// An agent that keeps heartbeating but no longer lists a lease (its runner died) loses that lease
+// after two heartbeats, long before the TTL, and the item is retried.
+func TestLeaseOmittedFromHeartbeatsIsReleased(t *testing.T) {
+	b := setup(t, longTTL)
+	id := b.launch(t, "Club", 2)
+	a := b.agent(t, "a1", 2, "entities")
+	a.credit(2)
+	got := a.leases(300 * time.Millisecond)
+	require.Len(t, got, 2)
+	kept, dropped := got[0], got[1]
+
+	a.heartbeat(kept)
+	require.Equal(t, enrichv1.ItemState_ITEM_STATE_LEASED, b.item(t, id, dropped.GetEntity().GetId()).GetState(),
+		"one missed heartbeat may be a lease crossing a heartbeat on the wire")
+	a.heartbeat(kept)
+	c := a.cancelFor(dropped)
+	require.Equal(t, dropped.GetLease().GetToken(), c.GetLease().GetToken())
+
+	it := b.item(t, id, dropped.GetEntity().GetId())
+	require.Contains(t, []enrichv1.ItemState{enrichv1.ItemState_ITEM_STATE_PENDING, enrichv1.ItemState_ITEM_STATE_LEASED}, it.GetState())
+	require.Contains(t, it.GetLastError(), "no runner alive")
+	require.Equal(t, enrichv1.ItemState_ITEM_STATE_LEASED, b.item(t, id, kept.GetEntity().GetId()).GetState())
+
+	// The released item is granted again, with a higher token, to whoever asks.
+	a.credit(1)
+	again := a.leases(300 * time.Millisecond)
+	require.Len(t, again, 1)
+	require.Equal(t, dropped.GetEntity().GetId(), again[0].GetEntity().GetId())
+	require.Greater(t, again[0].GetLease().GetToken(), dropped.GetLease().GetToken())
+	require.Equal(t, int32(2), again[0].GetAttempt())
+}
+
+// An agent restarted without its runs says so in Hello: the leases the store still binds to it
+// are released at once instead of waiting out the TTL; the ones it lists are kept.
+func TestReconnectWithoutRunsReleasesLeases(t *testing.T) {
+	b := setup(t, longTTL)
+	id := b.launch(t, "Club", 2)
+	ctx, cancel := context.WithCancel(b.ctx)
+	first := b.agentCtx(t, ctx, "a1", 2, nil, "entities")
+	first.credit(2)
+	got := first.leases(300 * time.Millisecond)
+	require.Len(t, got, 2)
+	cancel()
+
+	second := b.agentCtx(t, b.ctx, "a1", 2, []*enrichv1.LeaseRef{got[0].GetLease()}, "entities")
+	require.Eventually(t, func() bool {
+		return b.item(t, id, got[1].GetEntity().GetId()).GetState() != enrichv1.ItemState_ITEM_STATE_LEASED ||
+			b.item(t, id, got[1].GetEntity().GetId()).GetAttempt() > 1
+	}, 10*time.Second, 20*time.Millisecond)
+	lost := b.item(t, id, got[1].GetEntity().GetId())
+	require.Contains(t, lost.GetLastError(), "reconnected without this run")
+	held := b.item(t, id, got[0].GetEntity().GetId())
+	require.Equal(t, enrichv1.ItemState_ITEM_STATE_LEASED, held.GetState())
+	require.Equal(t, int32(1), held.GetAttempt(), "the listed lease is kept, not retried")
+	second.send(resultFor(t, got[0]))
+	require.Equal(t, enrichv1.AckOutcome_ACK_OUTCOME_ACCEPTED, second.ack().GetOutcome())
+}
