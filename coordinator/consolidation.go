@@ -41,13 +41,22 @@ func (s *Server) resumeConsolidation(ctx context.Context) {
 	}
 }
 
-// consolidate writes a batch's outputs and records the outcome on the batch. Consolidations run
-// one at a time: they are I/O bound and rare.
+// consolidate writes a batch's outputs (PDFs too when the configuration asks for them) and
+// records the outcome on the batch.
 func (s *Server) consolidate(ctx context.Context, id string) (*consolidate.Summary, error) {
+	return s.consolidateWith(ctx, id, s.cfg.Consolidation.PDF)
+}
+
+// consolidateWith is consolidate with PDF export chosen by the caller. Consolidations run one at
+// a time: they are I/O bound and rare.
+func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool) (*consolidate.Summary, error) {
 	s.consolidating.Lock()
 	defer s.consolidating.Unlock()
 	log := s.log.Named("consolidate").With("batch_id", id)
 	sum, err := consolidate.Write(ctx, s.st, id, s.cfg.InstanceNames(), s.now())
+	if err == nil && pdf {
+		sum.PDFs, err = consolidate.WritePDFs(sum)
+	}
 	mark := store.MarkConsolidatedParams{ID: id, Now: s.now()}
 	if err != nil {
 		mark.Error = err.Error()

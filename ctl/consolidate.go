@@ -11,11 +11,12 @@ import (
 
 type consolidateConfig struct {
 	Batch string
+	PDF   bool
 }
 
 func (c *cli) consolidateCommand() *cobra.Command {
 	var cfg consolidateConfig
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "consolidate BATCH",
 		Short: "(Re)write a batch's dossiers and report",
 		Args:  exactArgs("BATCH"),
@@ -28,10 +29,12 @@ func (c *cli) consolidateCommand() *cobra.Command {
 			})
 		}),
 	}
+	cmd.Flags().BoolVar(&cfg.PDF, "pdf", false, "also render each dossier and the report to PDF")
+	return cmd
 }
 
 func consolidate(ctx context.Context, client enrichv1.ControlServiceClient, cfg consolidateConfig, p *printer) error {
-	resp, err := client.ConsolidateBatch(ctx, &enrichv1.ConsolidateBatchRequest{BatchId: cfg.Batch})
+	resp, err := client.ConsolidateBatch(ctx, &enrichv1.ConsolidateBatchRequest{BatchId: cfg.Batch, Pdf: cfg.PDF})
 	if err != nil {
 		return err
 	}
@@ -40,5 +43,8 @@ func consolidate(ctx context.Context, client enrichv1.ControlServiceClient, cfg 
 	}
 	fmt.Fprintf(p.out, "output dir  %s\n", resp.GetOutputDir())
 	_, err = fmt.Fprintf(p.out, "dossiers    %d\n", resp.GetDossiers())
+	if err == nil && resp.GetPdfs() > 0 {
+		_, err = fmt.Fprintf(p.out, "pdfs        %d\n", resp.GetPdfs())
+	}
 	return err
 }

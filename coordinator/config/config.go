@@ -79,6 +79,9 @@ type ConsolidationConfig struct {
 	// Auto is a pointer so that an explicit "auto: false" can be told apart
 	// from an absent key when blocks are merged.
 	Auto *bool `yaml:"auto"`
+	// PDF also renders each dossier and the report to PDF at every consolidation
+	// (enrichctl consolidate --pdf does it for one run).
+	PDF bool `yaml:"pdf"`
 }
 
 // AutoEnabled reports whether finished batches are consolidated without an

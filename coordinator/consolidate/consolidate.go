@@ -26,6 +26,8 @@ type Summary struct {
 	Dir      string
 	Dossiers int
 	Report   *Report
+	// PDFs is the number of PDF files written, 0 unless asked for (WritePDFs).
+	PDFs int
 }
 
 // Write consolidates batch id into its output folder. order lists instance types in the order the

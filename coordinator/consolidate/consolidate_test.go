@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,4 +156,54 @@ func TestReportChartAndPayload(t *testing.T) {
 	require.Equal(t, "failed", lines[2].Status)
 	require.Equal(t, "null", string(lines[2].Dossier))
 	require.True(t, strings.HasPrefix(lines[2].Error, "exit status 64"))
+}
+
+// pdfText extracts a PDF's text with poppler's pdftotext, the way a reader's tools would. The
+// test fails (never skips) without it: .ci/run installs poppler-utils.
+func pdfText(t *testing.T, path string) string {
+	t.Helper()
+	bin, err := exec.LookPath("pdftotext")
+	require.NoError(t, err, "pdftotext not found: install poppler-utils")
+	out, err := exec.Command(bin, "-enc", "UTF-8", path, "-").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return string(out)
+}
+
+func TestPDFExportReadsBack(t *testing.T) {
+	t.Parallel()
+	// Names beyond Latin-1, including scripts the embedded fonts do not cover, must not break it.
+	b := setup(t, "Ñandú São Paulo Ünited", "Δόξα Δράμας", "北京国安 ⚽")
+	sum, err := Write(b.ctx, b.st, b.id, []string{"entities"}, time.Date(2026, 1, 8, 12, 5, 0, 0, time.UTC))
+	require.NoError(t, err)
+	n, err := WritePDFs(sum)
+	require.NoError(t, err)
+	require.Equal(t, len(sum.Report.Dossiers)+1, n, "one PDF per dossier and the report")
+
+	text := pdfText(t, filepath.Join(b.out, "entities", "club-a.pdf"))
+	require.Contains(t, text, "Ñandú São Paulo Ünited")
+	md, err := os.ReadFile(filepath.Join(b.out, "entities", "club-a.md"))
+	require.NoError(t, err)
+	headings := 0
+	for _, line := range strings.Split(string(md), "\n") {
+		if h, ok := strings.CutPrefix(line, "## "); ok {
+			require.Contains(t, text, plain(h), "section %q is in the PDF", h)
+			headings++
+		}
+	}
+	require.Positive(t, headings, "the dossier has sections to find")
+	require.Contains(t, pdfText(t, filepath.Join(b.out, "entities", "club-b.pdf")), "Δόξα Δράμας")
+
+	report := pdfText(t, filepath.Join(b.out, ReportPDFFile))
+	require.Contains(t, report, "Enrichment report: batch b1")
+	require.Contains(t, report, "Failures")
+	require.Contains(t, report, "exit status 64: not a club")
+
+	// Same input, same bytes: re-consolidating changes nothing.
+	first, err := os.ReadFile(filepath.Join(b.out, ReportPDFFile))
+	require.NoError(t, err)
+	_, err = WritePDFs(sum)
+	require.NoError(t, err)
+	second, err := os.ReadFile(filepath.Join(b.out, ReportPDFFile))
+	require.NoError(t, err)
+	require.Equal(t, first, second)
 }
