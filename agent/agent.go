@@ -30,6 +30,10 @@ const (
 	DefaultReconnectMin = 250 * time.Millisecond
 	DefaultReconnectMax = 30 * time.Second
 	DefaultDrainGrace   = 10 * time.Minute
+	// DefaultUnhealthyPause is how long a misconfigured agent takes no work before it tries again.
+	DefaultUnhealthyPause = 5 * time.Minute
+	// DefaultRateLimitPause is the pause after a rate limit when the API did not say how long.
+	DefaultRateLimitPause = 30 * time.Second
 	// ackWait bounds how long a finished drain waits for the coordinator to acknowledge results.
 	ackWait = 10 * time.Second
 )
@@ -44,12 +48,18 @@ type Config struct {
 	// SpoolDir keeps finished results on disk until acknowledged; empty keeps them in memory.
 	SpoolDir string
 	// DrainGrace bounds how long a drain waits for running leases before stopping them.
-	DrainGrace   time.Duration
-	Labels       map[string]string
-	ReconnectMin time.Duration
-	ReconnectMax time.Duration
-	DialOptions  []grpc.DialOption
-	Logger       hclog.Logger
+	DrainGrace time.Duration
+	// UnhealthyPause: after a run fails because the host is misconfigured (bad API key, missing
+	// binary), the agent takes no work for this long, then tries one lease again.
+	UnhealthyPause time.Duration
+	// RateLimitPause: after a rate-limited run, how long to ask for no work when the API gave
+	// no retry-after.
+	RateLimitPause time.Duration
+	Labels         map[string]string
+	ReconnectMin   time.Duration
+	ReconnectMax   time.Duration
+	DialOptions    []grpc.DialOption
+	Logger         hclog.Logger
 }
 
 func (c *Config) withDefaults() error {
@@ -78,6 +88,12 @@ func (c *Config) withDefaults() error {
 	if c.DrainGrace <= 0 {
 		c.DrainGrace = DefaultDrainGrace
 	}
+	if c.UnhealthyPause <= 0 {
+		c.UnhealthyPause = DefaultUnhealthyPause
+	}
+	if c.RateLimitPause <= 0 {
+		c.RateLimitPause = DefaultRateLimitPause
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -100,6 +116,13 @@ type Agent struct {
 	drainOnce sync.Once
 	drained   chan struct{} // closed when a drain has finished; Run then returns
 
+	// Health, from the classes of runner errors (guarded by mu). While pausedUntil is ahead no
+	// credit is sent; limit is how many runs may go at once, halved on each rate limit and grown
+	// back by one per successful run (additive increase, multiplicative decrease).
+	healthProblem string
+	pausedUntil   time.Time
+	limit         int
+
 	stats stats
 }
 
@@ -120,7 +143,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	return &Agent{cfg: cfg, log: cfg.Logger, spool: sp, host: host, runs: map[int64]*run{}, drained: make(chan struct{})}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger, spool: sp, host: host, runs: map[int64]*run{}, drained: make(chan struct{}),
+		limit: cfg.Slots}, nil
 }
 
 // Run serves until ctx ends or a drain finishes, reconnecting with jittered exponential backoff.
@@ -221,6 +245,38 @@ func (a *Agent) finishDrain() {
 		a.log.Warn("drained with results not yet acknowledged; they stay in the spool", "results", n, "spool", a.spool.String())
 	}
 	a.log.Info("drained", "stopped_runs", stopped)
+}
+
+// noteFailure slows the agent down after a rate limit and pauses it when its host is
+// misconfigured.
+func (a *Agent) noteFailure(re *runner.Error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	switch {
+	case re.Unhealthy():
+		a.pausedUntil = now.Add(a.cfg.UnhealthyPause)
+		a.healthProblem = "unhealthy: " + re.Message
+		a.log.Error("runner reports this host cannot do the work; taking no leases for a while",
+			"pause", a.cfg.UnhealthyPause, "error", re.Message)
+	case re.SlowDown():
+		wait := re.RetryAfter
+		if wait <= 0 {
+			wait = a.cfg.RateLimitPause
+		}
+		if until := now.Add(wait); until.After(a.pausedUntil) {
+			a.pausedUntil = until
+		}
+		a.limit = max(1, a.limit/2)
+		a.healthProblem = fmt.Sprintf("rate limited: at most %d runs at once", a.limit)
+		a.log.Warn("rate limited by the model API; slowing down", "pause", wait, "runs_at_once", a.limit)
+	}
+}
+
+func (a *Agent) noteSuccess() {
+	a.mu.Lock()
+	a.limit = min(a.cfg.Slots, a.limit+1)
+	a.mu.Unlock()
 }
 
 func (a *Agent) stopRuns() {
@@ -357,6 +413,8 @@ func (a *Agent) writeLoop(ctx context.Context, stream enrichv1.AgentService_Conn
 			msg = &enrichv1.ConnectRequest{Msg: &enrichv1.ConnectRequest_Credit{Credit: &enrichv1.Credit{Count: int32(n)}}}
 		case <-hb.C:
 			msg = a.heartbeatMsg()
+			// A pause may have ended since the last run finished: ask again if so.
+			c.signalTopUp()
 		}
 		if err := stream.Send(msg); err != nil {
 			return err
@@ -371,7 +429,15 @@ func (a *Agent) creditsToAsk(c *connection) int {
 	if c.draining || a.draining {
 		return 0
 	}
-	n := a.cfg.Slots - len(a.runs) - c.requested
+	now := time.Now()
+	if now.Before(a.pausedUntil) {
+		return 0
+	}
+	if a.healthProblem != "" {
+		a.log.Info("pause over; asking for work again", "after", a.healthProblem)
+		a.healthProblem = ""
+	}
+	n := a.limit - len(a.runs) - c.requested
 	if n <= 0 {
 		return 0
 	}
@@ -384,6 +450,9 @@ func (a *Agent) heartbeatMsg() *enrichv1.ConnectRequest {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	hb := &enrichv1.Heartbeat{}
+	if time.Now().Before(a.pausedUntil) {
+		hb.HealthProblem = a.healthProblem
+	}
 	for _, r := range a.runs {
 		hb.Leases = append(hb.Leases, &enrichv1.LeaseProgress{Lease: r.lease.GetLease(), Stage: "running"})
 	}
@@ -482,6 +551,9 @@ func (a *Agent) execute(ctx context.Context, r *run) {
 	a.mu.Unlock()
 
 	var msg *enrichv1.ConnectRequest
+	if err == nil {
+		a.noteSuccess()
+	}
 	switch {
 	case err == nil:
 		// A result is paid work: send it even if the lease was cancelled meanwhile.
@@ -491,7 +563,14 @@ func (a *Agent) execute(ctx context.Context, r *run) {
 		msg = &enrichv1.ConnectRequest{Msg: &enrichv1.ConnectRequest_CancelAck{CancelAck: &enrichv1.CancelAck{Lease: ref}}}
 	default:
 		re := runner.AsError(err)
-		log.Warn("run failed", "retryable", re.Retryable, "error", re.Message)
+		log.Warn("run failed", "retryable", re.Retryable, "class", re.Kind().String(), "error", re.Message)
+		if re.Unhealthy() {
+			// The host, not the entity, is at fault: give the entity back for another agent
+			// and stop taking work here instead of failing the batch one entity at a time.
+			re.Retryable = true
+			re.Message = "agent " + a.cfg.ID + " unhealthy: " + re.Message
+		}
+		a.noteFailure(re)
 		metrics := re.Metrics
 		if metrics == nil {
 			metrics = &enrichv1.RunMetrics{}

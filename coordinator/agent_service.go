@@ -250,7 +250,10 @@ func (s *Server) readLoop(ctx context.Context, stream enrichv1.AgentService_Conn
 }
 
 func (s *Server) onHeartbeat(ctx context.Context, sess *session, hb *enrichv1.Heartbeat, log hclog.Logger) {
-	sess.heartbeat(s.now())
+	if problem := keepHead(hb.GetHealthProblem(), 512); problem != "" && problem != sess.problem() {
+		log.Warn("agent reports a health problem", "problem", problem)
+	}
+	sess.heartbeat(s.now(), keepHead(hb.GetHealthProblem(), 512))
 	refs := make([]store.LeaseRef, 0, len(hb.GetLeases()))
 	listed := make(map[int64]int64, len(hb.GetLeases()))
 	for _, lp := range hb.GetLeases() {

@@ -45,6 +45,7 @@ type session struct {
 	inFlight      map[int64]leaseInfo
 	lastHeartbeat time.Time
 	draining      bool
+	healthProblem string
 }
 
 func newSession(id string, hello *enrichv1.Hello, now time.Time, cancel context.CancelFunc) *session {
@@ -164,10 +165,17 @@ func (s *session) unlisted(listed map[int64]int64) []store.LeaseRef {
 	return gone
 }
 
-func (s *session) heartbeat(now time.Time) {
+func (s *session) heartbeat(now time.Time, healthProblem string) {
 	s.mu.Lock()
 	s.lastHeartbeat = now
+	s.healthProblem = healthProblem
 	s.mu.Unlock()
+}
+
+func (s *session) problem() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.healthProblem
 }
 
 func (s *session) drain() {
@@ -192,6 +200,7 @@ func (s *session) info(coordinator string) *enrichv1.AgentInfo {
 		ConnectedAt:   timestamp(s.connectedAt),
 		LastHeartbeat: timestamp(s.lastHeartbeat),
 		Draining:      s.draining,
+		HealthProblem: s.healthProblem,
 		Labels:        s.labels,
 		Coordinator:   coordinator,
 	}

@@ -33,10 +33,14 @@ func agents(ctx context.Context, client enrichv1.ControlServiceClient, p *printe
 		return p.printJSON(resp)
 	}
 	now := p.now()
-	t := newTable(p.out, "AGENT", "HOST", "TYPES", "SLOTS", "IN-FLIGHT", "LAST-HEARTBEAT", "VERSION", "DRAINING")
+	t := newTable(p.out, "AGENT", "HOST", "TYPES", "SLOTS", "IN-FLIGHT", "LAST-HEARTBEAT", "VERSION", "DRAINING", "HEALTH")
 	for _, a := range resp.GetAgents() {
+		health := "ok"
+		if a.GetHealthProblem() != "" {
+			health = a.GetHealthProblem()
+		}
 		t.row(a.GetAgentId(), orDash(a.GetHostname()), orDash(strings.Join(a.GetInstanceTypes(), ",")), a.GetSlots(),
-			a.GetInFlight(), fmtAge(a.GetLastHeartbeat(), now), orDash(a.GetVersion()), yesNo(a.GetDraining()))
+			a.GetInFlight(), fmtAge(a.GetLastHeartbeat(), now), orDash(a.GetVersion()), yesNo(a.GetDraining()), health)
 	}
 	return t.flush()
 }

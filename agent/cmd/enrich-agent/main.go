@@ -58,6 +58,7 @@ func run(args []string) error {
 	execGrace := fs.Duration("exec-grace", runner.DefaultGrace, "time between SIGTERM and SIGKILL when a run is cancelled")
 	workDir := fs.String("workdir", "", "folder for runner scratch files (default: a temporary folder)")
 	offlineDelay := fs.String("offline-delay", "0", "simulated work time of the offline runner: 2s, or a range 1s-3s")
+	unhealthyPause := fs.Duration("unhealthy-pause", agent.DefaultUnhealthyPause, "after the runner reports this host misconfigured (bad API key, missing binary), take no leases for this long")
 	drainGrace := fs.Duration("drain-grace", agent.DefaultDrainGrace, "on SIGTERM or an operator's drain, how long running leases may finish before they are stopped")
 	spool := fs.String("spool", envOr("ENRICH_SPOOL", ""), "folder keeping finished results until the coordinator has them (default: memory only)")
 	metricsAddr := fs.String("metrics-addr", envOr("ENRICH_METRICS_ADDR", ""), "serve Prometheus /metrics on HOST:PORT (default: off; env ENRICH_METRICS_ADDR)")
@@ -123,7 +124,7 @@ func run(args []string) error {
 		}
 	}
 	a, err := agent.New(agent.Config{Coordinator: *coordinator, ID: *id, Types: typeList, Slots: *slots, Runner: r,
-		SpoolDir: *spool, DrainGrace: *drainGrace, Labels: lbls, Logger: log})
+		SpoolDir: *spool, DrainGrace: *drainGrace, UnhealthyPause: *unhealthyPause, Labels: lbls, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -628,8 +628,11 @@ func (x *LeaseProgress) GetStage() string {
 }
 
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Leases        []*LeaseProgress       `protobuf:"bytes,1,rep,name=leases,proto3" json:"leases,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Leases []*LeaseProgress       `protobuf:"bytes,1,rep,name=leases,proto3" json:"leases,omitempty"`
+	// Why the agent takes no work for now, empty when healthy: its host is misconfigured
+	// ("unhealthy: ...") or the model API is rate limiting it ("rate limited: ...").
+	HealthProblem string `protobuf:"bytes,2,opt,name=health_problem,json=healthProblem,proto3" json:"health_problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -669,6 +672,13 @@ func (x *Heartbeat) GetLeases() []*LeaseProgress {
 		return x.Leases
 	}
 	return nil
+}
+
+func (x *Heartbeat) GetHealthProblem() string {
+	if x != nil {
+		return x.HealthProblem
+	}
+	return ""
 }
 
 // Result delivers a finished dossier.
@@ -1173,9 +1183,10 @@ const file_enrich_v1_agent_proto_rawDesc = "" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\"P\n" +
 	"\rLeaseProgress\x12)\n" +
 	"\x05lease\x18\x01 \x01(\v2\x13.enrich.v1.LeaseRefR\x05lease\x12\x14\n" +
-	"\x05stage\x18\x02 \x01(\tR\x05stage\"=\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage\"d\n" +
 	"\tHeartbeat\x120\n" +
-	"\x06leases\x18\x01 \x03(\v2\x18.enrich.v1.LeaseProgressR\x06leases\"\x87\x01\n" +
+	"\x06leases\x18\x01 \x03(\v2\x18.enrich.v1.LeaseProgressR\x06leases\x12%\n" +
+	"\x0ehealth_problem\x18\x02 \x01(\tR\rhealthProblem\"\x87\x01\n" +
 	"\x06Result\x12)\n" +
 	"\x05lease\x18\x01 \x01(\v2\x13.enrich.v1.LeaseRefR\x05lease\x12!\n" +
 	"\fdossier_json\x18\x02 \x01(\fR\vdossierJson\x12/\n" +

@@ -913,7 +913,9 @@ type AgentInfo struct {
 	Draining      bool                   `protobuf:"varint,10,opt,name=draining,proto3" json:"draining,omitempty"`
 	Labels        map[string]string      `protobuf:"bytes,11,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Address of the coordinator that holds the agent's stream.
-	Coordinator   string `protobuf:"bytes,12,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	Coordinator string `protobuf:"bytes,12,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	// Why the agent takes no work for now (misconfigured host, rate limited); empty when healthy.
+	HealthProblem string `protobuf:"bytes,13,opt,name=health_problem,json=healthProblem,proto3" json:"health_problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1032,6 +1034,13 @@ func (x *AgentInfo) GetCoordinator() string {
 	return ""
 }
 
+func (x *AgentInfo) GetHealthProblem() string {
+	if x != nil {
+		return x.HealthProblem
+	}
+	return ""
+}
+
 var File_enrich_v1_types_proto protoreflect.FileDescriptor
 
 const file_enrich_v1_types_proto_rawDesc = "" +
@@ -1116,7 +1125,7 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"stderrTail\x129\n" +
 	"\n" +
 	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12/\n" +
-	"\ametrics\x18\f \x01(\v2\x15.enrich.v1.RunMetricsR\ametrics\"\x8a\x04\n" +
+	"\ametrics\x18\f \x01(\v2\x15.enrich.v1.RunMetricsR\ametrics\"\xb1\x04\n" +
 	"\tAgentInfo\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x1d\n" +
 	"\n" +
@@ -1131,7 +1140,8 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"\bdraining\x18\n" +
 	" \x01(\bR\bdraining\x128\n" +
 	"\x06labels\x18\v \x03(\v2 .enrich.v1.AgentInfo.LabelsEntryR\x06labels\x12 \n" +
-	"\vcoordinator\x18\f \x01(\tR\vcoordinator\x1a9\n" +
+	"\vcoordinator\x18\f \x01(\tR\vcoordinator\x12%\n" +
+	"\x0ehealth_problem\x18\r \x01(\tR\rhealthProblem\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*^\n" +
