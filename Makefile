@@ -30,8 +30,12 @@ vet:
 lint: proto-check vet
 
 # The whole suite: unit, store conformance, and end-to-end tests on the real binaries.
+# Neo4j (scripts/neo4j.sh) is started once for the whole run, its address exported to go test,
+# and stopped by the trap whatever the tests do.
 test: build lint
-	$(GO) test -race -count=1 -timeout 20m ./...
+	@scripts/neo4j.sh build
+	@eval "$$(scripts/neo4j.sh start)" && trap 'scripts/neo4j.sh stop' EXIT INT TERM && \
+		$(GO) test -race -count=1 -timeout 20m ./...
 
 # The demo: coordinator + three agents + the 90-entity example, dossiers and a report.
 run: build

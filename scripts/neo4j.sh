@@ -41,7 +41,8 @@ start() {
 		exports
 		return 0
 	fi
-	rm -f "$state/uri" "$state/pid"
+	# stdout too: the new server truncates it only once it runs, and a stale URI must not be read.
+	rm -f "$state/uri" "$state/pid" "$state/stdout"
 	local args=(--port "${NEO4J_PORT:-0}" --password "$password")
 	if [[ -n "${NEO4J_DATA_DIR:-}" ]]; then
 		args+=(--dir "$NEO4J_DATA_DIR")

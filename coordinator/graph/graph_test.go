@@ -61,7 +61,7 @@ func dossierJSON(t *testing.T, id, typ, name string, rels []map[string]any, sour
 	t.Helper()
 	d := map[string]any{"entity_id": id, "entity_type": typ, "name": name, "mode": "research",
 		"summary": "Summary of " + name, "confidence": 0.75, "generated_at": "2025-01-10T09:45:00Z",
-		"key_facts": []map[string]any{{"label": "Founded", "value": "1900"}, {"label": "Motto", "value": name}},
+		"key_facts":     []map[string]any{{"label": "Founded", "value": "1900"}, {"label": "Motto", "value": name}},
 		"relationships": rels, "sources": sources}
 	b, err := json.Marshal(d)
 	require.NoError(t, err)

@@ -237,6 +237,16 @@ func Retryable(err error) bool {
 	if neo4j.IsRetryable(err) || neo4j.IsConnectivityError(err) {
 		return true
 	}
+	// The driver gives up on its own short retry budget with this error; the cause decides.
+	var limit *neo4j.TransactionExecutionLimit
+	if errors.As(err, &limit) {
+		for _, e := range limit.Errors {
+			if Retryable(e) {
+				return true
+			}
+		}
+		return false
+	}
 	var ne *neo4j.Neo4jError
 	if errors.As(err, &ne) {
 		return ne.Code == "Neo.TransientError.General.DatabaseUnavailable"

@@ -13,6 +13,7 @@ import org.neo4j.configuration.connectors.HttpConnector;
 import org.neo4j.configuration.helpers.SocketAddress;
 import org.neo4j.dbms.api.DatabaseManagementService;
 import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
+import org.neo4j.graphdb.QueryExecutionException;
 import org.neo4j.harness.Neo4j;
 import org.neo4j.harness.Neo4jBuilders;
 
@@ -30,7 +31,17 @@ import org.neo4j.harness.Neo4jBuilders;
 public final class Main {
     private Main() {}
 
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] args) {
+        try {
+            run(args);
+        } catch (Exception e) {
+            // The server's own threads would keep a failed start-up alive: exit so neo4j.sh sees it.
+            e.printStackTrace();
+            System.exit(1);
+        }
+    }
+
+    private static void run(String[] args) throws Exception {
         int port = 0;
         String password = null;
         Path dir = null;
@@ -81,8 +92,16 @@ public final class Main {
         }
         if (password != null) {
             // Both servers create the default "neo4j" user; give it the fixed development password.
-            dbms.database("system").executeTransactionally(
-                    "ALTER USER neo4j SET PASSWORD $p CHANGE NOT REQUIRED", Map.of("p", password));
+            try {
+                dbms.database("system").executeTransactionally(
+                        "ALTER USER neo4j SET PASSWORD $p CHANGE NOT REQUIRED", Map.of("p", password));
+            } catch (QueryExecutionException e) {
+                // A kept store (--dir) already has it: Neo4j refuses to set the same password again.
+                if (!String.valueOf(e.getMessage()).contains("cannot be the same")) {
+                    dbms.shutdown();
+                    throw e;
+                }
+            }
         }
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
