@@ -54,6 +54,12 @@ func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool) (*con
 	defer s.consolidating.Unlock()
 	log := s.log.Named("consolidate").With("batch_id", id)
 	sum, err := consolidate.Write(ctx, s.st, id, s.cfg.InstanceNames(), s.now())
+	var graphErr error
+	if err == nil {
+		// The dossiers are on disk and in the store already: a graph failure loses nothing and
+		// is recorded on the batch, and consolidating again resumes the write.
+		graphErr = s.writeGraph(ctx, log, id, sum)
+	}
 	if err == nil && pdf {
 		sum.PDFs, err = consolidate.WritePDFs(sum)
 	}
@@ -64,6 +70,10 @@ func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool) (*con
 	} else {
 		mark.OutputDir = sum.Dir
 		log.Info("batch consolidated", "dir", sum.Dir, "dossiers", sum.Dossiers)
+		if graphErr != nil {
+			mark.Error = graphErr.Error()
+			err = graphErr
+		}
 	}
 	if b, gerr := s.st.GetBatch(ctx, id); gerr == nil && mark.OutputDir == "" {
 		mark.OutputDir = b.OutputDir

@@ -6,18 +6,21 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sportsintel/enrich/coordinator/graph"
 	"github.com/sportsintel/enrich/coordinator/store"
 )
 
 // Report is the batch summary written to report.json (and rendered to report.md).
 type Report struct {
-	BatchID     string           `json:"batch_id"`
-	State       string           `json:"state"`
-	Source      string           `json:"source"`
-	CreatedAt   time.Time        `json:"created_at"`
-	LaunchedAt  *time.Time       `json:"launched_at,omitempty"`
-	FinishedAt  *time.Time       `json:"finished_at,omitempty"`
-	GeneratedAt time.Time        `json:"generated_at"`
+	BatchID     string     `json:"batch_id"`
+	State       string     `json:"state"`
+	Source      string     `json:"source"`
+	CreatedAt   time.Time  `json:"created_at"`
+	LaunchedAt  *time.Time `json:"launched_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	GeneratedAt time.Time  `json:"generated_at"`
+	// Graph is the knowledge-graph section (coordinator/graph), filled after the dossiers are written.
+	Graph       *graph.Report    `json:"graph,omitempty"`
 	WallSeconds float64          `json:"wall_seconds"`
 	Totals      Counts           `json:"totals"`
 	Instances   []InstanceReport `json:"instances"`
@@ -266,6 +269,7 @@ func (r *Report) Markdown() []byte {
 		md := d.File[:len(d.File)-len(".json")] + ".md"
 		fmt.Fprintf(&b, "- [%s](%s) (%s, `%s`)\n", mdEscape(d.Name), md, d.InstanceType, mdEscape(d.EntityID))
 	}
+	graphMarkdown(&b, r.Graph)
 	return b.Bytes()
 }
 
