@@ -59,6 +59,10 @@ type Config struct {
 	ResourceAllocation map[string]InstanceConfig `yaml:"resource_allocation"`
 	RetryStrategy      RetryStrategy             `yaml:"retry_strategy"`
 	Neo4j              Neo4jConfig               `yaml:"neo4j"`
+	// TLS, Auth and Limits are described in security.go and docs/security.md.
+	TLS    TLSConfig    `yaml:"tls"`
+	Auth   AuthConfig   `yaml:"auth"`
+	Limits LimitsConfig `yaml:"limits"`
 }
 
 // LogConfig selects the root logger's level and output format.
@@ -150,7 +154,8 @@ func Default() *Config {
 			MaxDelay:        Duration(DefaultMaxDelay),
 			FailureHandling: DefaultFailureHandling,
 		},
-		Neo4j: defaultNeo4j(),
+		Neo4j:  defaultNeo4j(),
+		Limits: defaultLimits(),
 	}
 }
 
@@ -219,6 +224,9 @@ func LoadWith(path string, lookupEnv func(string) (string, bool)) (*Config, erro
 		return nil, err
 	}
 	c.Neo4j.applyEnv(lookupEnv)
+	if err := c.applySecurityEnv(lookupEnv); err != nil {
+		return nil, err
+	}
 	// hclog and most operators treat levels case-insensitively; normalising
 	// here keeps Validate and the binary's comparisons exact.
 	c.Log.Level = strings.ToLower(c.Log.Level)

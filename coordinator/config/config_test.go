@@ -188,7 +188,7 @@ resource_allocation:
 
 	require.Equal(t, "enrich.yaml:2: lease.ttls: unknown key (known: heartbeat_interval, ttl)",
 		decodeErr(t, "lease:\n  ttls: 5s\n"))
-	require.Contains(t, decodeErr(t, "graph: {}\n"), "enrich.yaml:1: graph: unknown key (known: consolidation, dossiers, http, lease, listen, log, neo4j, ")
+	require.Contains(t, decodeErr(t, "graph: {}\n"), "enrich.yaml:1: graph: unknown key (known: auth, consolidation, dossiers, http, lease, limits, listen, log, neo4j, ")
 }
 
 func TestUnknownKeyViaLoadNamesFile(t *testing.T) {
@@ -283,7 +283,7 @@ func TestAllDecodeProblemsReported(t *testing.T) {
 	require.Equal(t, strings.Join([]string{
 		"enrich.yaml:1: listen: expected a single value, got a list",
 		`enrich.yaml:3: lease.ttl: invalid duration "soon"`,
-		"enrich.yaml:4: bogus: unknown key (known: consolidation, dossiers, http, lease, listen, log, neo4j, resource_allocation, retry_strategy, store)",
+		"enrich.yaml:4: bogus: unknown key (known: auth, consolidation, dossiers, http, lease, limits, listen, log, neo4j, resource_allocation, retry_strategy, store, tls)",
 	}, "\n"), msg)
 }
 

@@ -79,6 +79,7 @@ func (c *Config) Validate() error {
 		add("retry_strategy.failure_handling", "%q is not one of %s", r.FailureHandling, strings.Join(failures, ", "))
 	}
 	errs = append(errs, c.Neo4j.validate()...)
+	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }
 
