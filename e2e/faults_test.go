@@ -196,17 +196,32 @@ func TestHangingRunnerKilledAtTimeout(t *testing.T) {
 	c.checkInvariants(id)
 }
 
-// kill -9 of an agent in the middle of its leases: another agent gets them (after the TTL) and
-// every entity ends with exactly one dossier.
+// kill -9 of an agent in the middle of its leases: its research processes die with it, another
+// agent gets the leases (after the TTL) and every entity ends with exactly one dossier.
 func TestAgentKilledMidLease(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, clusterOpts{config: faultConfig(30, "1m")})
+	pids := t.TempDir()
 	victim := c.agent("agent-victim", append([]string{"--types", "entities", "--slots", "6"},
-		faultAgentArgs(t, "-delay 1500ms")...)...)
+		faultAgentArgs(t, "-hang 1 -pids "+pids)...)...)
 	c.waitAgents(1)
 	id := launchEntities(t, c, 20)
-	waitFor(t, 30*time.Second, "victim holds leases", func() bool { return c.progress(id, "entities").GetLeased() == 6 })
+	waitFor(t, 30*time.Second, "victim runs six leases", func() bool {
+		files, _ := filepath.Glob(filepath.Join(pids, "*.pids"))
+		return len(files) == 6
+	})
 	victim.kill9()
+	files, err := filepath.Glob(filepath.Join(pids, "*.pids"))
+	require.NoError(t, err)
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, field := range strings.Fields(string(raw)) {
+			pid, err := strconv.Atoi(field)
+			require.NoError(t, err)
+			waitFor(t, 5*time.Second, fmt.Sprintf("process %d outlived its agent", pid), func() bool { return !alive(pid) })
+		}
+	}
 	c.agent("agent-survivor", append([]string{"--types", "entities", "--slots", "6"}, faultAgentArgs(t, "-delay 10ms-40ms")...)...)
 
 	b := c.waitConsolidated(id)

@@ -49,7 +49,7 @@ func (p process) run(ctx context.Context) processResult {
 	stdout := &limitedBuffer{max: maxOut}
 	stderr := &tailBuffer{max: stderrTailBytes}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = runnerProcAttr()
 	// Pipes stay open while any grandchild holds them; never wait on them forever.
 	cmd.WaitDelay = time.Second
 	stdin, err := cmd.StdinPipe()

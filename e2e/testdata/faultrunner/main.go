@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -89,6 +90,8 @@ func main() {
 		fmt.Printf(`{"entity_id":%q,"summary":42}`+"\n", entityID)
 	case "hang":
 		child := exec.Command(os.Args[0], "-sleep-forever")
+		// Dies with this process, so a drill that kills the agent leaves nothing behind either.
+		child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := child.Start(); err != nil {
 			fatal("start child: %v", err)
 		}
