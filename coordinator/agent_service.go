@@ -206,6 +206,7 @@ func (s *Server) releaseLeases(ctx context.Context, refs []store.LeaseRef, reaso
 	}
 	s.wakeDispatcher()
 	s.batchesFinished(ctx, res.FinishedBatches)
+	s.stopOnFinalExpiry(ctx, res.Expired)
 }
 
 func writeLoop(ctx context.Context, stream enrichv1.AgentService_ConnectServer, sess *session) error {

@@ -2,10 +2,13 @@ package coordinator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sportsintel/enrich/coordinator/config"
 	"github.com/sportsintel/enrich/coordinator/store"
 	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
 )
@@ -111,6 +114,7 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 		r.sess.send(ackMsg(ref, ackOutcome(out.Outcome, false), ""))
 		touched[out.BatchID] = true
 	}
+	stop := map[string]string{} // batches to stop under failure_handling: stop_batch, with why
 	for i, r := range failures {
 		out := res.Failures[i]
 		ref := r.failure.Lease
@@ -120,6 +124,8 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 			s.metrics.failures.WithLabelValues(typ, finalLabel(out.Final), reasonClass(r.failure.Message, r.rejected)).Inc()
 			if !out.Final {
 				s.metrics.retries.WithLabelValues(typ).Inc()
+			} else if s.cfg.RetryStrategy.FailureHandling == config.FailureStopBatch {
+				stop[out.BatchID] = fmt.Sprintf("failure_handling stop_batch: item %d failed: %s", ref.ItemID, keepHead(r.failure.Message, 200))
 			}
 			s.metrics.observeRun(typ, "failed", r.failure.Metrics)
 		}
@@ -134,6 +140,45 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 		}
 	}
 	s.batchesFinished(ctx, res.FinishedBatches)
+	for id, reason := range stop {
+		s.stopBatch(ctx, id, reason)
+	}
+}
+
+// stopBatch cancels a batch one of whose items failed for good, when failure_handling is
+// stop_batch. A batch that just ended (that failure was its last open item) stays as it ended.
+func (s *Server) stopBatch(ctx context.Context, id, reason string) {
+	if err := s.cancelBatch(ctx, id, reason); err != nil && !errors.Is(err, store.ErrInvalidState) {
+		s.log.Error("stop batch after a failure", "batch_id", id, "error", err)
+	}
+}
+
+// stopOnFinalExpiry applies failure_handling: stop_batch to leases that ended without a report
+// (expired or released): the one whose item thereby failed for good stops its batch.
+func (s *Server) stopOnFinalExpiry(ctx context.Context, ended []store.LeaseHolder) {
+	if s.cfg.RetryStrategy.FailureHandling != config.FailureStopBatch {
+		return
+	}
+	for _, h := range ended {
+		if it, err := s.st.ItemByID(ctx, h.ItemID); err == nil && it.State == store.ItemFailed {
+			s.stopBatch(ctx, h.BatchID, fmt.Sprintf("failure_handling stop_batch: item %d failed: %s", h.ItemID, it.LastError))
+		}
+	}
+}
+
+// cancelBatch cancels every open item of a batch and stops the runs in flight.
+func (s *Server) cancelBatch(ctx context.Context, id, reason string) error {
+	held, err := s.st.CancelBatch(ctx, store.CancelBatchParams{ID: id, Reason: reason, Now: s.now()})
+	if err != nil {
+		return err
+	}
+	for _, h := range held {
+		s.cancelLease(h, "batch cancelled")
+	}
+	s.log.Named("batch").Info("batch cancelled", "batch_id", id, "reason", reason, "in_flight_cancelled", len(held))
+	s.hub.publish(id)
+	s.batchesFinished(ctx, []string{id})
+	return nil
 }
 
 // reportType names the instance type of a reported item: from the session's lease, or from the

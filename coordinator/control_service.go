@@ -342,17 +342,9 @@ func (s *Server) watchDone(b *enrichv1.Batch) bool {
 
 func (c *controlService) CancelBatch(ctx context.Context, req *enrichv1.CancelBatchRequest) (*enrichv1.CancelBatchResponse, error) {
 	s := c.s
-	reason := keepHead(req.GetReason(), 512)
-	held, err := s.st.CancelBatch(ctx, store.CancelBatchParams{ID: req.GetBatchId(), Reason: reason, Now: s.now()})
-	if err != nil {
+	if err := s.cancelBatch(ctx, req.GetBatchId(), keepHead(req.GetReason(), 512)); err != nil {
 		return nil, storeError(err)
 	}
-	for _, h := range held {
-		s.cancelLease(h, "batch cancelled")
-	}
-	s.log.Named("control").Info("batch cancelled", "batch_id", req.GetBatchId(), "in_flight_cancelled", len(held))
-	s.hub.publish(req.GetBatchId())
-	s.batchesFinished(ctx, []string{req.GetBatchId()})
 	b, err := s.batchProto(ctx, req.GetBatchId())
 	return &enrichv1.CancelBatchResponse{Batch: b}, err
 }

@@ -112,3 +112,29 @@ func TestReconnectWithoutRunsReleasesLeases(t *testing.T) {
 	second.send(resultFor(t, got[0]))
 	require.Equal(t, enrichv1.AckOutcome_ACK_OUTCOME_ACCEPTED, second.ack().GetOutcome())
 }
+
+// failure_handling: stop_batch cancels the batch when one item fails for good: pending items are
+// cancelled and running leases stopped. The default, continue_with_remaining, is tested by
+// every other failure test.
+func TestStopBatchOnFinalFailure(t *testing.T) {
+	b := setup(t, func(c *config.Config) { c.RetryStrategy.FailureHandling = config.FailureStopBatch })
+	id := b.launch(t, "Club", 5)
+	a := b.agent(t, "a1", 2, "entities")
+	a.credit(2)
+	got := a.leases(300 * time.Millisecond)
+	require.Len(t, got, 2)
+	a.send(&enrichv1.ConnectRequest{Msg: &enrichv1.ConnectRequest_Failure{Failure: &enrichv1.Failure{
+		Lease: got[0].GetLease(), Retryable: false, Message: "exit status 65"}}})
+	c := a.cancelFor(got[1])
+	require.Equal(t, "batch cancelled", c.GetReason())
+
+	res, err := b.ctl.GetBatch(b.ctx, &enrichv1.GetBatchRequest{BatchId: id})
+	require.NoError(t, err)
+	require.Equal(t, enrichv1.BatchState_BATCH_STATE_CANCELLED, res.GetBatch().GetState())
+	p := res.GetBatch().GetInstances()[0]
+	require.Equal(t, int32(1), p.GetFailed())
+	require.Equal(t, int32(4), p.GetCancelled())
+	it := b.item(t, id, "e-004")
+	require.Contains(t, it.GetLastError(), "stop_batch")
+	require.Contains(t, it.GetLastError(), "exit status 65")
+}

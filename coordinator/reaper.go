@@ -45,4 +45,5 @@ func (s *Server) reap(ctx context.Context) {
 	}
 	s.wakeDispatcher()
 	s.batchesFinished(ctx, res.FinishedBatches)
+	s.stopOnFinalExpiry(ctx, res.Expired)
 }
