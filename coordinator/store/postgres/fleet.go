@@ -1,0 +1,144 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sportsintel/enrich/coordinator/store"
+)
+
+func (s *Store) PutAgents(ctx context.Context, agents []store.AgentRecord) error {
+	if len(agents) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, a := range agents {
+		labels, err := json.Marshal(a.Labels)
+		if err != nil {
+			return fmt.Errorf("agent %s labels: %w", a.AgentID, err)
+		}
+		types := a.InstanceTypes
+		if types == nil {
+			types = []string{}
+		}
+		b.Queue(`INSERT INTO agents (agent_id, session_id, coordinator, hostname, version, instance_types, slots, in_flight,
+				labels, draining, connected_at, last_heartbeat, last_seen)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			ON CONFLICT (agent_id) DO UPDATE SET session_id = EXCLUDED.session_id, coordinator = EXCLUDED.coordinator,
+				hostname = EXCLUDED.hostname, version = EXCLUDED.version, instance_types = EXCLUDED.instance_types,
+				slots = EXCLUDED.slots, in_flight = EXCLUDED.in_flight, labels = EXCLUDED.labels, draining = EXCLUDED.draining,
+				connected_at = EXCLUDED.connected_at, last_heartbeat = EXCLUDED.last_heartbeat, last_seen = EXCLUDED.last_seen
+			-- An older session's refresh, racing a reconnect to another coordinator, must not win.
+			WHERE agents.session_id = EXCLUDED.session_id OR agents.connected_at <= EXCLUDED.connected_at`,
+			a.AgentID, a.SessionID, a.Coordinator, a.Hostname, a.Version, types, a.Slots, a.InFlight, labels, a.Draining,
+			ms(a.ConnectedAt), ms(a.LastHeartbeat), ms(a.LastSeen))
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("register agents: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) RemoveAgent(ctx context.Context, agentID, sessionID string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM agents WHERE agent_id = $1 AND session_id = $2`, agentID, sessionID); err != nil {
+		return fmt.Errorf("unregister agent %s: %w", agentID, err)
+	}
+	return nil
+}
+
+func (s *Store) ListAgents(ctx context.Context, since time.Time) ([]store.AgentRecord, error) {
+	rows, err := s.pool.Query(ctx, `SELECT agent_id, session_id, coordinator, hostname, version, instance_types, slots, in_flight,
+		labels, draining, connected_at, last_heartbeat, last_seen FROM agents WHERE last_seen >= $1 ORDER BY agent_id`, ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AgentRecord
+	for rows.Next() {
+		var a store.AgentRecord
+		var labels []byte
+		var connected, heartbeat, seen int64
+		if err := rows.Scan(&a.AgentID, &a.SessionID, &a.Coordinator, &a.Hostname, &a.Version, &a.InstanceTypes, &a.Slots,
+			&a.InFlight, &labels, &a.Draining, &connected, &heartbeat, &seen); err != nil {
+			return nil, fmt.Errorf("scan agent: %w", err)
+		}
+		if err := json.Unmarshal(labels, &a.Labels); err != nil {
+			return nil, fmt.Errorf("agent %s labels: %w", a.AgentID, err)
+		}
+		a.ConnectedAt, a.LastHeartbeat, a.LastSeen = fromMS(connected), fromMS(heartbeat), fromMS(seen)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) PruneAgents(ctx context.Context, before time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM agents WHERE last_seen < $1`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune agents: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+func (s *Store) TryLead(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	// The database's clock decides, so coordinators whose clocks disagree still agree.
+	var got string
+	err := s.pool.QueryRow(ctx, `INSERT INTO leaders (name, holder, expires_at) VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond')
+		ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+		WHERE leaders.holder = EXCLUDED.holder OR leaders.expires_at < clock_timestamp()
+		RETURNING holder`, name, holder, ttl.Milliseconds()).Scan(&got)
+	if err == pgx.ErrNoRows {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("leader lease %s: %w", name, err)
+	}
+	return got == holder, nil
+}
+
+func (s *Store) Resign(ctx context.Context, name, holder string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM leaders WHERE name = $1 AND holder = $2`, name, holder); err != nil {
+		return fmt.Errorf("resign leader lease %s: %w", name, err)
+	}
+	return nil
+}
+
+// FollowChanges LISTENs on one dedicated connection and reconnects with backoff when it drops.
+// Notifications sent while it was reconnecting are lost; watchers poll as well, so they catch up.
+func (s *Store) FollowChanges(ctx context.Context, fn func(batchID string)) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		if err := s.listen(ctx, fn, func() { backoff = 100 * time.Millisecond }); ctx.Err() != nil {
+			return nil
+		} else if err != nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+		}
+	}
+}
+
+func (s *Store) listen(ctx context.Context, fn func(string), connected func()) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A LISTENing connection must not go back to the pool: hijack it and close it ourselves.
+	pc := conn.Hijack()
+	defer pc.Close(context.Background())
+	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		return err
+	}
+	connected()
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		fn(n.Payload)
+	}
+}

@@ -1,0 +1,493 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sportsintel/enrich/coordinator/store"
+)
+
+// head is a locked item as the report path sees it. Decisions are made in memory on the locked
+// rows and the writes they imply are queued into one pipelined round trip.
+type head struct {
+	batchID, instanceType, agentID, sessionID string
+	state                                     store.ItemState
+	token                                     int64
+	attempt, maxAttempts                      int
+	// resultToken is the token of the stored result, 0 when none.
+	resultToken int64
+}
+
+// reporter applies reports to locked items within one transaction.
+type reporter struct {
+	heads   map[int64]*head
+	writes  *pgx.Batch
+	now     int64
+	touched map[string]bool
+}
+
+// lockItems locks the given items in id order (the order every writer takes item locks in, so
+// writers never deadlock on them) and returns their heads. skipLocked leaves out items another
+// transaction holds, for the reaper, which can come back for them on its next pass.
+func lockItems(ctx context.Context, tx pgx.Tx, ids []int64, now time.Time) (*reporter, error) {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	r := &reporter{heads: make(map[int64]*head, len(ids)), writes: &pgx.Batch{}, now: ms(now), touched: map[string]bool{}}
+	if len(ids) == 0 {
+		return r, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT i.id, i.batch_id, i.instance_type, i.agent_id, i.session_id, i.state, i.token, i.attempt,
+		i.max_attempts, COALESCE(r.token, 0)
+		FROM items i LEFT JOIN results r ON r.item_id = i.id WHERE i.id = ANY($1) ORDER BY i.id FOR UPDATE OF i`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("lock items: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		h := &head{}
+		if err := rows.Scan(&id, &h.batchID, &h.instanceType, &h.agentID, &h.sessionID, &h.state, &h.token, &h.attempt,
+			&h.maxAttempts, &h.resultToken); err != nil {
+			return nil, fmt.Errorf("scan item: %w", err)
+		}
+		r.heads[id] = h
+	}
+	return r, rows.Err()
+}
+
+const insertEvent = `INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+
+func (r *reporter) record(id int64, h *head, token int64, agent string, kind store.EventKind, msg string, m store.Metrics) {
+	r.writes.Queue(insertEvent, id, h.batchID, h.instanceType, token, h.attempt, kind, agent, msg, m.Duration.Milliseconds(), m.CostUSD, r.now)
+}
+
+func (r *reporter) complete(c store.Completion) store.CompletionResult {
+	h := r.heads[c.Lease.ItemID]
+	if h == nil {
+		return store.CompletionResult{Outcome: store.OutcomeStale}
+	}
+	res := store.CompletionResult{BatchID: h.batchID}
+	if c.Lease.Token > h.token || c.Lease.Token <= 0 {
+		// Never granted: nothing to record against a lease that does not exist.
+		res.Outcome = store.OutcomeStale
+		return res
+	}
+	switch h.state {
+	case store.ItemSucceeded:
+		// The same lease's result sent again (its Ack was lost) is the result already stored,
+		// not more work: acknowledge it again and record nothing.
+		if h.resultToken == c.Lease.Token {
+			res.Outcome, res.Redelivered = store.OutcomeAccepted, true
+			return res
+		}
+		res.Outcome = store.OutcomeDuplicate
+		r.record(c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventDuplicate, "dropped: item already has a result", c.Metrics)
+		return res
+	case store.ItemCancelled:
+		res.Outcome = store.OutcomeStale
+		r.record(c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventStale, "dropped: item was cancelled", c.Metrics)
+		return res
+	}
+	// The work is real and paid for: a result from an older lease still wins if no result exists,
+	// and the newer lease (if any) is superseded.
+	if h.state == store.ItemLeased && h.token != c.Lease.Token {
+		res.Superseded = &store.LeaseHolder{
+			LeaseRef: store.LeaseRef{ItemID: c.Lease.ItemID, Token: h.token},
+			BatchID:  h.batchID, AgentID: h.agentID, SessionID: h.sessionID,
+		}
+		r.record(c.Lease.ItemID, h, h.token, h.agentID, store.EventSuperseded,
+			fmt.Sprintf("a result from the older lease %d won", c.Lease.Token), store.Metrics{})
+	}
+	m := c.Metrics
+	r.writes.Queue(`INSERT INTO results (item_id, batch_id, token, agent_id, dossier, duration_ms, cost_usd,
+		input_tokens, output_tokens, turns, session_id, runner, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		c.Lease.ItemID, h.batchID, c.Lease.Token, c.AgentID, c.Dossier, m.Duration.Milliseconds(), m.CostUSD, m.InputTokens,
+		m.OutputTokens, m.Turns, m.SessionID, m.Runner, r.now)
+	r.writes.Queue(`UPDATE items SET state = $1, agent_id = $2, last_error = '', stderr_tail = '', expires_at = 0, updated_at = $3 WHERE id = $4`,
+		store.ItemSucceeded, c.AgentID, r.now, c.Lease.ItemID)
+	r.record(c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventSucceeded, "", m)
+	h.state, h.resultToken, h.agentID = store.ItemSucceeded, c.Lease.Token, c.AgentID
+	r.touched[h.batchID] = true
+	res.Outcome = store.OutcomeAccepted
+	return res
+}
+
+// fail applies a failed attempt of the item's current lease.
+func (r *reporter) fail(f store.Failure, retryDelay func(int) time.Duration) store.FailureResult {
+	h := r.heads[f.Lease.ItemID]
+	if h == nil {
+		return store.FailureResult{Outcome: store.OutcomeStale}
+	}
+	res := store.FailureResult{BatchID: h.batchID}
+	if f.Lease.Token > h.token || f.Lease.Token <= 0 {
+		res.Outcome = store.OutcomeStale
+		return res
+	}
+	if h.state != store.ItemLeased || h.token != f.Lease.Token {
+		res.Outcome = store.OutcomeStale
+		r.record(f.Lease.ItemID, h, f.Lease.Token, f.AgentID, store.EventStale, "ignored failure: "+f.Message, f.Metrics)
+		return res
+	}
+	next, kind := store.ItemPending, store.EventRetrying
+	var nextAt int64
+	switch {
+	case !f.Retryable:
+		next, kind, res.Final = store.ItemFailed, store.EventFailedPermanent, true
+	case h.attempt >= h.maxAttempts:
+		next, kind, res.Final = store.ItemFailed, store.EventFailed, true
+	case retryDelay != nil:
+		nextAt = r.now + retryDelay(h.attempt).Milliseconds()
+	}
+	r.writes.Queue(`UPDATE items SET state = $1, next_attempt_at = $2, last_error = $3, stderr_tail = $4, expires_at = 0, updated_at = $5 WHERE id = $6`,
+		next, nextAt, f.Message, f.StderrTail, r.now, f.Lease.ItemID)
+	r.record(f.Lease.ItemID, h, f.Lease.Token, f.AgentID, kind, f.Message, f.Metrics)
+	h.state = next
+	r.touched[h.batchID] = true
+	res.Outcome = store.OutcomeAccepted
+	return res
+}
+
+// flush sends the queued writes in one round trip.
+func (r *reporter) flush(ctx context.Context, tx pgx.Tx) error {
+	if r.writes.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, r.writes).Close(); err != nil {
+		return fmt.Errorf("write reports: %w", err)
+	}
+	r.writes = &pgx.Batch{}
+	return nil
+}
+
+// finishBatches ends every touched running batch that has no open item left. The batch row is
+// locked before the check: of two transactions closing a batch's last items at once, the one
+// that locks second sees the other's commit and finishes the batch.
+func (r *reporter) finishBatches(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	var finished []string
+	for _, id := range keys(r.touched) {
+		st, err := lockBatch(ctx, tx, id)
+		if err != nil {
+			return nil, err
+		}
+		if st != store.BatchRunning {
+			continue
+		}
+		var open, failed bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM items WHERE batch_id = $1 AND state IN ($2, $3)),
+			EXISTS (SELECT 1 FROM items WHERE batch_id = $1 AND state = $4)`,
+			id, store.ItemPending, store.ItemLeased, store.ItemFailed).Scan(&open, &failed); err != nil {
+			return nil, fmt.Errorf("open items of %s: %w", id, err)
+		}
+		if open {
+			continue
+		}
+		end := store.BatchCompleted
+		if failed {
+			end = store.BatchCompletedWithFailures
+		}
+		if _, err := tx.Exec(ctx, `UPDATE batches SET state = $1, finished_at = $2 WHERE id = $3`, end, r.now, id); err != nil {
+			return nil, fmt.Errorf("finish batch %s: %w", id, err)
+		}
+		finished = append(finished, id)
+	}
+	return finished, nil
+}
+
+// close flushes the writes, finishes batches and notifies watchers of every touched batch.
+func (s *Store) closeReport(ctx context.Context, tx pgx.Tx, r *reporter) ([]string, error) {
+	if err := r.flush(ctx, tx); err != nil {
+		return nil, err
+	}
+	finished, err := r.finishBatches(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	return finished, s.notify(ctx, tx, keys(r.touched))
+}
+
+func (s *Store) Report(ctx context.Context, p store.ReportParams) (*store.ReportResult, error) {
+	out := &store.ReportResult{}
+	ids := make([]int64, 0, len(p.Completions)+len(p.Failures))
+	for _, c := range p.Completions {
+		ids = append(ids, c.Lease.ItemID)
+	}
+	for _, f := range p.Failures {
+		ids = append(ids, f.Lease.ItemID)
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		*out = store.ReportResult{}
+		r, err := lockItems(ctx, tx, ids, p.Now)
+		if err != nil {
+			return err
+		}
+		for _, c := range p.Completions {
+			out.Completions = append(out.Completions, r.complete(c))
+		}
+		for _, f := range p.Failures {
+			out.Failures = append(out.Failures, r.fail(f, p.RetryDelay))
+		}
+		out.FinishedBatches, err = s.closeReport(ctx, tx, r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) ExtendLeases(ctx context.Context, p store.ExtendLeasesParams) ([]store.LeaseRef, error) {
+	if len(p.Leases) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(p.Leases))
+	tokens := make([]int64, len(p.Leases))
+	for i, l := range p.Leases {
+		ids[i], tokens[i] = l.ItemID, l.Token
+	}
+	expires := ms(p.Now.Add(p.LeaseTTL))
+	// One statement for the whole heartbeat; a single statement needs no explicit transaction.
+	rows, err := s.pool.Query(ctx, `UPDATE items SET expires_at = LEAST(deadline, $1), agent_id = $2, session_id = $3
+		FROM unnest($4::bigint[], $5::bigint[]) AS l(id, token)
+		WHERE items.id = l.id AND items.token = l.token AND items.state = $6
+		RETURNING items.id, items.token`, expires, p.AgentID, p.SessionID, ids, tokens, store.ItemLeased)
+	if err != nil {
+		return nil, fmt.Errorf("extend leases: %w", err)
+	}
+	defer rows.Close()
+	held := map[store.LeaseRef]bool{}
+	for rows.Next() {
+		var l store.LeaseRef
+		if err := rows.Scan(&l.ItemID, &l.Token); err != nil {
+			return nil, fmt.Errorf("extend leases: %w", err)
+		}
+		held[l] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("extend leases: %w", err)
+	}
+	var lost []store.LeaseRef
+	for _, l := range p.Leases {
+		if !held[l] {
+			lost = append(lost, l)
+		}
+	}
+	return lost, nil
+}
+
+func (s *Store) ReapExpired(ctx context.Context, p store.ReapParams) (*store.ReapResult, error) {
+	out := &store.ReapResult{}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		*out = store.ReapResult{}
+		// SKIP LOCKED: a lease whose result is being committed right now is not expired, and a
+		// reaper on another coordinator never waits on this one.
+		rows, err := tx.Query(ctx, `SELECT id, token, batch_id, agent_id, session_id, expires_at >= deadline FROM items
+			WHERE state = $1 AND expires_at <= $2 ORDER BY id FOR UPDATE SKIP LOCKED`, store.ItemLeased, ms(p.Now))
+		if err != nil {
+			return fmt.Errorf("select expired leases: %w", err)
+		}
+		var timedOut []bool
+		var ids []int64
+		for rows.Next() {
+			var h store.LeaseHolder
+			var pastDeadline bool
+			if err := rows.Scan(&h.ItemID, &h.Token, &h.BatchID, &h.AgentID, &h.SessionID, &pastDeadline); err != nil {
+				rows.Close()
+				return err
+			}
+			out.Expired = append(out.Expired, h)
+			timedOut = append(timedOut, pastDeadline)
+			ids = append(ids, h.ItemID)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("select expired leases: %w", err)
+		}
+		if len(out.Expired) == 0 {
+			return nil
+		}
+		// Already locked above; this reads their heads.
+		r, err := lockItems(ctx, tx, ids, p.Now)
+		if err != nil {
+			return err
+		}
+		for i, h := range out.Expired {
+			msg := "lease expired: no heartbeat from agent " + h.AgentID
+			if timedOut[i] {
+				msg = "timed out: the run exceeded its instance type's timeout"
+			}
+			r.fail(store.Failure{Lease: h.LeaseRef, AgentID: h.AgentID, Retryable: true, Message: msg}, p.RetryDelay)
+		}
+		out.FinishedBatches, err = s.closeReport(ctx, tx, r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reap expired leases: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) ReleaseLeases(ctx context.Context, p store.ReleaseParams) (*store.ReapResult, error) {
+	out := &store.ReapResult{}
+	if len(p.Leases) == 0 {
+		return out, nil
+	}
+	ids := make([]int64, len(p.Leases))
+	for i, l := range p.Leases {
+		ids[i] = l.ItemID
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		*out = store.ReapResult{}
+		r, err := lockItems(ctx, tx, ids, p.Now)
+		if err != nil {
+			return err
+		}
+		for _, l := range p.Leases {
+			h := r.heads[l.ItemID]
+			// Only the item's current lease can be released; anything else already ended.
+			if h == nil || h.state != store.ItemLeased || h.token != l.Token {
+				continue
+			}
+			holder := store.LeaseHolder{LeaseRef: l, BatchID: h.batchID, AgentID: h.agentID, SessionID: h.sessionID}
+			r.fail(store.Failure{Lease: l, AgentID: h.agentID, Retryable: true, Message: p.Message}, p.RetryDelay)
+			out.Expired = append(out.Expired, holder)
+		}
+		out.FinishedBatches, err = s.closeReport(ctx, tx, r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("release leases: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) LeasesHeldBy(ctx context.Context, agentID string) ([]store.LeaseHolder, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, token, batch_id, agent_id, session_id FROM items WHERE state = $1 AND agent_id = $2 ORDER BY id`,
+		store.ItemLeased, agentID)
+	if err != nil {
+		return nil, fmt.Errorf("leases held by %s: %w", agentID, err)
+	}
+	defer rows.Close()
+	var out []store.LeaseHolder
+	for rows.Next() {
+		var h store.LeaseHolder
+		if err := rows.Scan(&h.ItemID, &h.Token, &h.BatchID, &h.AgentID, &h.SessionID); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) queryResults(ctx context.Context, where string, arg any) ([]*store.ResultRow, error) {
+	cols := "i." + itemColumnNames[0]
+	for _, c := range itemColumnNames[1:] {
+		cols += ", i." + c
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+cols+`, r.token, r.dossier, r.duration_ms,
+		r.cost_usd, r.input_tokens, r.output_tokens, r.turns, r.session_id, r.runner
+		FROM results r JOIN items i ON i.id = r.item_id WHERE `+where+` ORDER BY i.id`, arg)
+	if err != nil {
+		return nil, fmt.Errorf("query results: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.ResultRow
+	for rows.Next() {
+		var row store.ResultRow
+		var durMS int64
+		m := &row.Metrics
+		row.Item, err = scanItem(rows, &row.Token, &row.Dossier, &durMS, &m.CostUSD, &m.InputTokens, &m.OutputTokens, &m.Turns, &m.SessionID, &m.Runner)
+		if err != nil {
+			return nil, fmt.Errorf("scan result: %w", err)
+		}
+		m.Duration = time.Duration(durMS) * time.Millisecond
+		out = append(out, &row)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) Results(ctx context.Context, batchID string) ([]*store.ResultRow, error) {
+	return s.queryResults(ctx, "r.batch_id = $1", batchID)
+}
+
+func (s *Store) Result(ctx context.Context, itemID int64) (*store.ResultRow, error) {
+	rows, err := s.queryResults(ctx, "r.item_id = $1", itemID)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("result of item %d: %w", itemID, store.ErrNotFound)
+	}
+	return rows[0], nil
+}
+
+// runEndingKinds are the events Attempts returns.
+var runEndingKinds = []string{string(store.EventSucceeded), string(store.EventRetrying), string(store.EventFailed),
+	string(store.EventFailedPermanent), string(store.EventDuplicate), string(store.EventStale)}
+
+func (s *Store) Attempts(ctx context.Context, batchID string) ([]*store.Attempt, error) {
+	events, err := s.events(ctx, batchID, runEndingKinds)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Attempt, 0, len(events))
+	for _, e := range events {
+		out = append(out, &store.Attempt{ItemID: e.ItemID, Token: e.Token, InstanceType: e.InstanceType, AgentID: e.AgentID,
+			Outcome: string(e.Kind), Message: e.Message, Metrics: e.Metrics, EndedAt: e.At})
+	}
+	return out, nil
+}
+
+func (s *Store) Events(ctx context.Context, batchID string) ([]*store.Event, error) {
+	return s.events(ctx, batchID, nil)
+}
+
+func (s *Store) events(ctx context.Context, batchID string, kinds []string) ([]*store.Event, error) {
+	q := `SELECT id, item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at
+		FROM events WHERE batch_id = $1`
+	args := []any{batchID}
+	if len(kinds) > 0 {
+		q += ` AND kind = ANY($2)`
+		args = append(args, kinds)
+	}
+	rows, err := s.pool.Query(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Event
+	for rows.Next() {
+		var e store.Event
+		var durMS, at int64
+		if err := rows.Scan(&e.ID, &e.ItemID, &e.BatchID, &e.InstanceType, &e.Token, &e.Attempt, &e.Kind, &e.AgentID,
+			&e.Message, &durMS, &e.Metrics.CostUSD, &at); err != nil {
+			return nil, fmt.Errorf("scan event: %w", err)
+		}
+		e.Metrics.Duration = time.Duration(durMS) * time.Millisecond
+		e.At = fromMS(at)
+		out = append(out, &e)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) MarkConsolidated(ctx context.Context, p store.MarkConsolidatedParams) error {
+	at := ms(p.Now)
+	if p.Error != "" {
+		at = 0
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE batches SET output_dir = $1, consolidation_error = $2, consolidated_at = $3 WHERE id = $4`,
+		p.OutputDir, p.Error, at, p.ID)
+	if err != nil {
+		return fmt.Errorf("mark batch %s consolidated: %w", p.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("batch %q: %w", p.ID, store.ErrNotFound)
+	}
+	_, _ = s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.channel, p.ID)
+	return nil
+}
