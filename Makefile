@@ -30,11 +30,14 @@ vet:
 lint: proto-check vet
 
 # The whole suite: unit, store conformance, and end-to-end tests on the real binaries.
-# Neo4j (scripts/neo4j.sh) is started once for the whole run, its address exported to go test,
-# and stopped by the trap whatever the tests do.
+# Neo4j (scripts/neo4j.sh) and PostgreSQL (scripts/postgres.sh) are started once for the whole
+# run, their addresses exported to go test, and stopped by the trap whatever the tests do. The
+# PostgreSQL tests fail without their cluster; ENRICH_SKIP_POSTGRES=1 skips them instead.
 test: build lint
 	@scripts/neo4j.sh build
-	@eval "$$(scripts/neo4j.sh start)" && trap 'scripts/neo4j.sh stop' EXIT INT TERM && \
+	@trap 'scripts/postgres.sh stop; scripts/neo4j.sh stop' EXIT INT TERM && \
+		eval "$$(scripts/neo4j.sh start)" && \
+		if [ "$$ENRICH_SKIP_POSTGRES" != 1 ]; then eval "$$(scripts/postgres.sh start)"; fi && \
 		$(GO) test -race -count=1 -timeout 20m ./...
 
 # The demo: coordinator + three agents + the 90-entity example, dossiers and a report.
