@@ -47,6 +47,11 @@ func (a *agentService) Connect(stream enrichv1.AgentService_ConnectServer) error
 	if err := s.checkHello(hello); err != nil {
 		return err
 	}
+	release, err := s.admitAgent(stream.Context(), hello)
+	if err != nil {
+		return err
+	}
+	defer release()
 	sess := newSession(newID("s-"), hello, s.now(), cancel)
 	log := s.log.Named("agent").With("agent_id", sess.agentID, "session_id", sess.id)
 	if old := s.sessions.add(sess); old != nil {
@@ -140,7 +145,7 @@ func (s *Server) checkHello(h *enrichv1.Hello) error {
 // adopt re-binds leases an agent still runs after a reconnect; those it no longer holds are
 // cancelled on the agent.
 func (s *Server) adopt(ctx context.Context, sess *session, held []*enrichv1.LeaseRef, log hclog.Logger) {
-	refs := leaseRefs(held)
+	refs := s.ownedOnly(ctx, sess, leaseRefs(held))
 	lost, err := s.st.ExtendLeases(ctx, store.ExtendLeasesParams{AgentID: sess.agentID, SessionID: sess.id, Leases: refs,
 		LeaseTTL: s.cfg.Lease.TTL.D(), Now: s.now()})
 	if err != nil {
@@ -238,7 +243,7 @@ func (s *Server) readLoop(ctx context.Context, stream enrichv1.AgentService_Conn
 		case *enrichv1.ConnectRequest_Result:
 			s.onResult(ctx, sess, m.Result, log)
 		case *enrichv1.ConnectRequest_Failure:
-			s.onFailure(ctx, sess, m.Failure)
+			s.onFailure(ctx, sess, m.Failure, log)
 		case *enrichv1.ConnectRequest_CancelAck:
 			ref := m.CancelAck.GetLease()
 			sess.release(ref.GetItemId(), ref.GetToken())
@@ -268,7 +273,7 @@ func (s *Server) onHeartbeat(ctx context.Context, sess *session, hb *enrichv1.He
 			sess.send(cancelMsg(l, "lease released: the agent no longer reported it"))
 		}
 	}
-	if len(refs) == 0 {
+	if refs = s.ownedOnly(ctx, sess, refs); len(refs) == 0 {
 		return
 	}
 	lost, err := s.st.ExtendLeases(ctx, store.ExtendLeasesParams{AgentID: sess.agentID, SessionID: sess.id, Leases: refs,
@@ -287,8 +292,15 @@ func (s *Server) onHeartbeat(ctx context.Context, sess *session, hb *enrichv1.He
 // agents) and queues it for the committer.
 func (s *Server) onResult(ctx context.Context, sess *session, res *enrichv1.Result, log hclog.Logger) {
 	ref := store.LeaseRef{ItemID: res.GetLease().GetItemId(), Token: res.GetLease().GetToken()}
+	if ok, why := s.ownsLease(ctx, sess, ref); !ok {
+		s.refuseReport(sess, ref, why, log)
+		return
+	}
 	metrics := metricsFromProto(res.GetMetrics())
-	problem := s.checkDossier(ctx, sess, ref.ItemID, res.GetDossierJson())
+	problem := s.checkDossierSize(res.GetDossierJson())
+	if problem == "" {
+		problem = s.checkDossier(ctx, sess, ref.ItemID, res.GetDossierJson())
+	}
 	if problem != "" {
 		log.Warn("dossier rejected", "item_id", ref.ItemID, "token", ref.Token, "reason", problem)
 		s.queueReport(ctx, report{sess: sess, rejected: true, failure: &store.Failure{Lease: ref, AgentID: sess.agentID,
@@ -299,7 +311,12 @@ func (s *Server) onResult(ctx context.Context, sess *session, res *enrichv1.Resu
 		Dossier: res.GetDossierJson(), Metrics: metrics}})
 }
 
-func (s *Server) onFailure(ctx context.Context, sess *session, f *enrichv1.Failure) {
+func (s *Server) onFailure(ctx context.Context, sess *session, f *enrichv1.Failure, log hclog.Logger) {
+	ref := store.LeaseRef{ItemID: f.GetLease().GetItemId(), Token: f.GetLease().GetToken()}
+	if ok, why := s.ownsLease(ctx, sess, ref); !ok {
+		s.refuseReport(sess, ref, why, log)
+		return
+	}
 	msg := f.GetMessage()
 	if msg == "" {
 		msg = "runner failed without a message"

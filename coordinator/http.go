@@ -12,7 +12,8 @@ import (
 	"github.com/sportsintel/enrich/coordinator/web"
 )
 
-// httpHandler serves the probes, metrics and the read-only dashboard (everything else).
+// httpHandler serves the probes, metrics and the read-only dashboard (everything else). The
+// guard checks every request (auth.RouteAccess says which role each route needs).
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -34,5 +35,5 @@ func (s *Server) httpHandler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	// The dashboard reads through the same ControlService as enrichctl, so both always agree.
 	mux.Handle("/", web.Handler(&controlService{s: s}))
-	return mux
+	return s.sec.Guard.Middleware(mux)
 }

@@ -27,8 +27,9 @@ import (
 // Version is reported to agents and in logs; set at build time with -ldflags.
 var Version = "dev"
 
-// MaxMessageBytes bounds one gRPC message (a dossier or a prepared batch).
-const MaxMessageBytes = 16 << 20
+// MaxMessageBytes is the default bound of one gRPC message (a dossier or a prepared batch);
+// limits.max_message_bytes changes it.
+const MaxMessageBytes = config.DefaultMaxMessageBytes
 
 // Server is one coordinator.
 type Server struct {
@@ -54,6 +55,10 @@ type Server struct {
 	outputDirsMu  sync.Mutex
 
 	background sync.WaitGroup
+	// sec and admit decide who may connect (security.go, agent_admission.go).
+	sec   Security
+	admit *admission
+
 	// runCtx lives as long as Run: work started on behalf of a request (consolidating a batch
 	// it ended) must not die with the request.
 	runCtx context.Context
@@ -77,6 +82,7 @@ func New(cfg *config.Config, st store.Store, log hclog.Logger, reg *prometheus.R
 		advertised: cfg.Listen,
 		now:        func() time.Time { return time.Now().UTC() },
 		outputDirs: map[string]bool{},
+		admit:      newAdmission(cfg.Limits),
 	}
 	if reg != nil {
 		reg.MustRegister(newFleetCollector(s))
@@ -86,13 +92,11 @@ func New(cfg *config.Config, st store.Store, log hclog.Logger, reg *prometheus.R
 
 // GRPCServer builds the gRPC server with every service registered.
 func (s *Server) GRPCServer() *grpc.Server {
-	gs := grpc.NewServer(
-		grpc.MaxRecvMsgSize(MaxMessageBytes),
-		grpc.MaxSendMsgSize(MaxMessageBytes),
+	gs := grpc.NewServer(append(s.securityOptions(),
 		// Agents ping every 20 s at most; anything more frequent is abuse.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+	)...)
 	enrichv1.RegisterAgentServiceServer(gs, &agentService{s: s})
 	enrichv1.RegisterControlServiceServer(gs, &controlService{s: s})
 	healthpb.RegisterHealthServer(gs, s.health)
@@ -124,7 +128,7 @@ func (s *Server) Run(ctx context.Context, grpcLis, httpLis net.Listener) error {
 		go func() { errc <- gs.Serve(grpcLis) }()
 	}
 	var hs *http.Server
-	if httpLis != nil {
+	if httpLis = s.httpListener(httpLis); httpLis != nil {
 		hs = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := hs.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {

@@ -64,15 +64,15 @@ func TestParseTokenErrors(t *testing.T) {
 	t.Parallel()
 	h := Hash(adminSecret)
 	for body, want := range map[string]string{
-		"admin ops":                                   "tokens:1: want \"role name sha256:hex [agent_ids=a,b]\", got 2 fields",
-		"root ops " + h:                               `tokens:1: role "root": want agent, viewer or admin`,
-		"admin ops sha256:abc":                        "tokens:1: hash: want sha256: and 64 lower-case hex digits",
-		"admin ../x " + h:                             `tokens:1: name "../x"`,
-		"admin ops " + h + "\nviewer v " + h:          "tokens:2: the same token hash is listed twice",
-		"admin ops " + h + "\nviewer ops " + Hash("x"): `tokens:2: "ops" already has role admin`,
-		"viewer v " + h + " agent_ids=a":              "agent_ids only apply to role agent",
-		"agent a " + h + " ids=a":                     "fourth field must be agent_ids=",
-		"agent a " + h + " agent_ids=a/b":             `agent id "a/b"`,
+		"admin ops":                                              "tokens:1: want \"role name sha256:hex [agent_ids=a,b]\", got 2 fields",
+		"root ops " + h:                                          `tokens:1: role "root": want agent, viewer or admin`,
+		"admin ops sha256:abc":                                   "tokens:1: hash: want sha256: and 64 lower-case hex digits",
+		"admin ../x " + h:                                        `tokens:1: name "../x"`,
+		"admin ops " + h + "\nviewer v " + h:                     "tokens:2: the same token hash is listed twice",
+		"admin ops " + h + "\nviewer ops " + Hash("x"):           `tokens:2: "ops" already has role admin`,
+		"viewer v " + h + " agent_ids=a":                         "agent_ids only apply to role agent",
+		"agent a " + h + " ids=a":                                "fourth field must be agent_ids=",
+		"agent a " + h + " agent_ids=a/b":                        `agent id "a/b"`,
 		"tokens:\n  - {name: a, role: admin, hash: x, extra: 1}": "field extra not found",
 	} {
 		_, err := ParseTokens("tokens", []byte(body))

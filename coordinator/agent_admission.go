@@ -1,0 +1,110 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sportsintel/enrich/coordinator/auth"
+	"github.com/sportsintel/enrich/coordinator/store"
+	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
+)
+
+// admitAgent decides whether a validated Hello may open a session: the token must allow the
+// agent id, the agent id must be under its rate of new sessions, and under its count of open
+// streams. release gives the stream's place back when the session ends.
+func (s *Server) admitAgent(ctx context.Context, h *enrichv1.Hello) (release func(), err error) {
+	agentID := h.GetAgentId()
+	if id := auth.IdentityFrom(ctx); id != nil && !id.MayUseAgentID(agentID) {
+		return nil, status.Errorf(codes.PermissionDenied, "token %q may not connect as agent %q: an agent token's name (or its agent_ids) is the agent id",
+			id.Name, agentID)
+	}
+	if ok, wait := s.admit.hellos.Allow(agentID); !ok {
+		return nil, status.Errorf(codes.ResourceExhausted, "agent %s reconnects too often: more than limits.hello_per_minute (%d, burst limits.hello_burst %d); retry in %s",
+			agentID, s.cfg.Limits.HelloPerMinute, s.cfg.Limits.HelloBurst, helloRetryHint(wait))
+	}
+	release, ok := s.admit.streams.Acquire(agentID)
+	if !ok {
+		return nil, status.Errorf(codes.ResourceExhausted, "agent %s already has limits.max_streams_per_agent (%d) open streams",
+			agentID, s.cfg.Limits.MaxStreamsPerAgent)
+	}
+	return release, nil
+}
+
+// ownsLease reports whether the session's agent was granted the lease it reports on. Without
+// this check any agent could finish, fail or keep alive another agent's work by guessing an
+// item id and token (both small integers). Unknown tokens (never granted) pass, so the store
+// records them as stale as before.
+func (s *Server) ownsLease(ctx context.Context, sess *session, ref store.LeaseRef) (bool, string) {
+	if l, ok := sess.lease(ref.ItemID); ok && l.token == ref.Token {
+		return true, ""
+	}
+	it, err := s.st.ItemByID(ctx, ref.ItemID)
+	if err != nil {
+		return false, fmt.Sprintf("unknown work item %d", ref.ItemID)
+	}
+	switch {
+	case ref.Token <= 0 || ref.Token > it.Token:
+		return true, ""
+	case ref.Token == it.Token:
+		if it.AgentID == sess.agentID {
+			return true, ""
+		}
+		return false, fmt.Sprintf("lease %d/%d is held by another agent", ref.ItemID, ref.Token)
+	}
+	// An older lease of the item (a late result after a re-lease): who was it granted to?
+	// Rare, so reading the batch's events is affordable here.
+	events, err := s.st.Events(ctx, it.BatchID)
+	if err != nil {
+		return false, "lease history unavailable: " + err.Error()
+	}
+	for _, e := range events {
+		if e.ItemID == ref.ItemID && e.Token == ref.Token && e.Kind == store.EventGranted {
+			if e.AgentID == sess.agentID {
+				return true, ""
+			}
+			return false, fmt.Sprintf("lease %d/%d was granted to another agent", ref.ItemID, ref.Token)
+		}
+	}
+	return false, fmt.Sprintf("lease %d/%d was never granted to this agent", ref.ItemID, ref.Token)
+}
+
+// ownedOnly drops from refs the leases whose current holder is another agent, and tells the
+// session to stop them: a heartbeat or Hello must not extend or adopt someone else's lease.
+func (s *Server) ownedOnly(ctx context.Context, sess *session, refs []store.LeaseRef) []store.LeaseRef {
+	out := refs[:0:0]
+	for _, r := range refs {
+		if l, ok := sess.lease(r.ItemID); ok && l.token == r.Token {
+			out = append(out, r)
+			continue
+		}
+		it, err := s.st.ItemByID(ctx, r.ItemID)
+		if err == nil && it.Token == r.Token && it.AgentID != "" && it.AgentID != sess.agentID {
+			s.log.Warn("agent listed a lease held by another agent; refused", "agent_id", sess.agentID,
+				"item_id", r.ItemID, "token", r.Token)
+			sess.send(cancelMsg(r, "lease is held by another agent"))
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// refuseReport answers a result or failure for a lease the agent does not hold: nothing is
+// stored, and the Ack (stale) lets the agent drop its spool copy instead of re-sending it
+// forever.
+func (s *Server) refuseReport(sess *session, ref store.LeaseRef, why string, log hclog.Logger) {
+	log.Warn("report refused", "item_id", ref.ItemID, "token", ref.Token, "reason", why)
+	sess.send(ackMsg(ref, enrichv1.AckOutcome_ACK_OUTCOME_STALE, "refused: "+why))
+}
+
+// checkDossierSize returns why a dossier is too large to accept, or "".
+func (s *Server) checkDossierSize(doc []byte) string {
+	if n, limit := len(doc), s.cfg.Limits.MaxDossierBytes; n > limit {
+		return fmt.Sprintf("dossier is %d bytes: more than limits.max_dossier_bytes (%d)", n, limit)
+	}
+	return ""
+}
