@@ -20,6 +20,7 @@ import (
 	"github.com/sportsintel/enrich/coordinator"
 	"github.com/sportsintel/enrich/coordinator/config"
 	"github.com/sportsintel/enrich/coordinator/store"
+	"github.com/sportsintel/enrich/coordinator/store/postgres"
 	"github.com/sportsintel/enrich/coordinator/store/sqlite"
 )
 
@@ -35,7 +36,7 @@ func run(args []string) error {
 	configPath := fs.String("config", os.Getenv("ENRICH_CONFIG"), "YAML configuration file (env ENRICH_CONFIG)")
 	listen := fs.String("listen", "", "gRPC listen address (default "+config.DefaultListen+")")
 	httpAddr := fs.String("http", "", "HTTP address for /healthz, /readyz, /metrics (default "+config.DefaultHTTP+")")
-	storeURL := fs.String("store", "", "store: sqlite:PATH (default "+config.DefaultStore+")")
+	storeURL := fs.String("store", "", "store: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default "+config.DefaultStore+"; env ENRICH_STORE)")
 	dossiers := fs.String("dossiers", "", "folder for consolidated batches (default "+config.DefaultDossiers+")")
 	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error")
 	logFormat := fs.String("log-format", "", "text or json")
@@ -106,8 +107,10 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 	case strings.HasPrefix(url, "sqlite:"):
 		return sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite:"))
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return nil, errors.New("store: the PostgreSQL backend is not available in this build; use sqlite:PATH")
+		// Several coordinators may share the database; migrations run once, under a lock.
+		return postgres.Open(ctx, url)
 	default:
-		return nil, fmt.Errorf("store %q: use sqlite:PATH", url)
+		// Never echo the value: it may be a URL with a password in a wrong scheme.
+		return nil, errors.New("store: use sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE")
 	}
 }
