@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -256,14 +257,49 @@ func (c *controlService) LaunchBatch(ctx context.Context, req *enrichv1.LaunchBa
 			types = append(types, name)
 		}
 	}
-	if err := s.st.LaunchBatch(ctx, store.LaunchBatchParams{ID: req.GetBatchId(), InstanceTypes: types, Now: s.now()}); err != nil {
+	budget := req.GetBudgetUsd()
+	if budget < 0 || math.IsNaN(budget) || math.IsInf(budget, 0) || budget > maxBudgetUSD {
+		return nil, status.Errorf(codes.InvalidArgument, "budget_usd must be between 0 (keep the batch's) and %v, got %v", maxBudgetUSD, budget)
+	}
+	if budget == 0 {
+		var err error
+		if budget, err = s.defaultBudget(ctx, req.GetBatchId()); err != nil {
+			return nil, storeError(err)
+		}
+	}
+	if err := s.st.LaunchBatch(ctx, store.LaunchBatchParams{ID: req.GetBatchId(), InstanceTypes: types, BudgetUSD: budget, Now: s.now()}); err != nil {
 		return nil, storeError(err)
 	}
-	s.log.Named("control").Info("batch launched", "batch_id", req.GetBatchId(), "instance_types", types)
+	s.log.Named("control").Info("batch launched", "batch_id", req.GetBatchId(), "instance_types", types, "budget_usd", budget)
 	s.hub.publish(req.GetBatchId())
 	s.wakeDispatcher()
 	b, err := s.batchProto(ctx, req.GetBatchId())
 	return &enrichv1.LaunchBatchResponse{Batch: b}, err
+}
+
+// maxBudgetUSD refuses budgets that can only be typing mistakes.
+const maxBudgetUSD = 1_000_000
+
+// defaultBudget is the budget of a batch launched for the first time without one: the sum of its
+// instance types' budget_usd, or none (0) if any of its types has none.
+func (s *Server) defaultBudget(ctx context.Context, id string) (float64, error) {
+	b, err := s.st.GetBatch(ctx, id)
+	if err != nil || b.State != store.BatchPrepared {
+		return 0, err
+	}
+	counts, err := s.st.BatchCounts(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	total := 0.0
+	for name := range counts {
+		ic, ok := s.instance(name)
+		if !ok || ic.BudgetUSD <= 0 {
+			return 0, nil
+		}
+		total += ic.BudgetUSD
+	}
+	return total, nil
 }
 
 func (c *controlService) GetBatch(ctx context.Context, req *enrichv1.GetBatchRequest) (*enrichv1.GetBatchResponse, error) {
@@ -471,6 +507,7 @@ func (s *Server) batchProto(ctx context.Context, id string) (*enrichv1.Batch, er
 		OutputDir:          b.OutputDir,
 		Source:             b.Source,
 		ConsolidationError: b.ConsolidationError,
+		BudgetUsd:          b.BudgetUSD,
 	}
 	for _, name := range consolidate.OrderedKeys(counts, s.cfg.InstanceNames()) {
 		c := counts[name]

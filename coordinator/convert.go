@@ -24,6 +24,7 @@ var batchStates = map[store.BatchState]enrichv1.BatchState{
 	store.BatchCompleted:             enrichv1.BatchState_BATCH_STATE_COMPLETED,
 	store.BatchCompletedWithFailures: enrichv1.BatchState_BATCH_STATE_COMPLETED_WITH_FAILURES,
 	store.BatchCancelled:             enrichv1.BatchState_BATCH_STATE_CANCELLED,
+	store.BatchBudgetExhausted:       enrichv1.BatchState_BATCH_STATE_BUDGET_EXHAUSTED,
 }
 
 var itemStates = map[store.ItemState]enrichv1.ItemState{

@@ -98,5 +98,6 @@ func (s *Server) leaseMsg(it *store.Item) (*enrichv1.ConnectResponse, error) {
 		Deadline:     timestamp(it.Deadline),
 		Schema:       ic.Schema,
 		Prompt:       ic.Prompt,
+		MaxCostUsd:   it.BudgetLeftUSD,
 	}}}, nil
 }

@@ -2,10 +2,13 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sportsintel/enrich/coordinator/config"
 	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
@@ -137,4 +140,72 @@ func TestStopBatchOnFinalFailure(t *testing.T) {
 	it := b.item(t, id, "e-004")
 	require.Contains(t, it.GetLastError(), "stop_batch")
 	require.Contains(t, it.GetLastError(), "exit status 65")
+}
+
+// A batch stops leasing at its budget, lets the runs in flight finish, ends budget_exhausted with
+// the rest pending, and resumes when launched with a larger budget. Leases carry what is left.
+func TestBudgetStopsAndResumesBatch(t *testing.T) {
+	b := setup(t, nil)
+	req := &enrichv1.PrepareBatchRequest{}
+	for i := range 3 {
+		req.Entities = append(req.Entities, &enrichv1.Entity{Id: fmt.Sprintf("e-%03d", i), Type: "Club", Name: "Club", SourceLine: int32(i + 1)})
+	}
+	prep, err := b.ctl.PrepareBatch(b.ctx, req)
+	require.NoError(t, err)
+	id := prep.GetBatch().GetId()
+	_, err = b.ctl.LaunchBatch(b.ctx, &enrichv1.LaunchBatchRequest{BatchId: id, BudgetUsd: -1})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	_, err = b.ctl.LaunchBatch(b.ctx, &enrichv1.LaunchBatchRequest{BatchId: id, BudgetUsd: 1})
+	require.NoError(t, err)
+
+	a := b.agent(t, "a1", 2, "entities")
+	a.credit(2)
+	got := a.leases(300 * time.Millisecond)
+	require.Len(t, got, 2)
+	require.InDelta(t, 1.0, got[0].GetMaxCostUsd(), 1e-9)
+	a.send(withCost(resultFor(t, got[0]), time.Second, 0.7))
+	a.ack()
+	a.send(withCost(resultFor(t, got[1]), time.Second, 0.7))
+	a.ack()
+	a.credit(1)
+	require.Empty(t, a.leases(300*time.Millisecond), "no lease once the budget is spent")
+
+	res, err := b.ctl.GetBatch(b.ctx, &enrichv1.GetBatchRequest{BatchId: id})
+	require.NoError(t, err)
+	require.Equal(t, enrichv1.BatchState_BATCH_STATE_BUDGET_EXHAUSTED, res.GetBatch().GetState())
+	require.InDelta(t, 1.0, res.GetBatch().GetBudgetUsd(), 1e-9)
+	require.Equal(t, int32(1), res.GetBatch().GetInstances()[0].GetPending())
+
+	_, err = b.ctl.LaunchBatch(b.ctx, &enrichv1.LaunchBatchRequest{BatchId: id, BudgetUsd: 1.2})
+	require.Equal(t, codes.FailedPrecondition, status.Code(err), "a budget already spent cannot resume: %v", err)
+	_, err = b.ctl.LaunchBatch(b.ctx, &enrichv1.LaunchBatchRequest{BatchId: id, BudgetUsd: 3})
+	require.NoError(t, err)
+	last := a.leases(2 * time.Second)
+	require.Len(t, last, 1)
+	require.InDelta(t, 1.6, last[0].GetMaxCostUsd(), 1e-9)
+	a.send(withCost(resultFor(t, last[0]), time.Second, 0.2))
+	require.Equal(t, enrichv1.AckOutcome_ACK_OUTCOME_ACCEPTED, a.ack().GetOutcome())
+	require.Eventually(t, func() bool {
+		res, err := b.ctl.GetBatch(b.ctx, &enrichv1.GetBatchRequest{BatchId: id})
+		return err == nil && res.GetBatch().GetState() == enrichv1.BatchState_BATCH_STATE_COMPLETED
+	}, 5*time.Second, 20*time.Millisecond)
+}
+
+// Without --budget-usd, a first launch takes the sum of its instance types' budget_usd.
+func TestDefaultBudgetFromInstanceTypes(t *testing.T) {
+	b := setup(t, func(c *config.Config) {
+		ic := c.ResourceAllocation["entities"]
+		ic.BudgetUSD = 2.5
+		c.ResourceAllocation["entities"] = ic
+	})
+	id := b.launch(t, "Club", 2)
+	res, err := b.ctl.GetBatch(b.ctx, &enrichv1.GetBatchRequest{BatchId: id})
+	require.NoError(t, err)
+	require.InDelta(t, 2.5, res.GetBatch().GetBudgetUsd(), 1e-9)
+
+	// A type without a budget leaves a batch that has items of it without one.
+	id = b.launch(t, "League", 1)
+	res, err = b.ctl.GetBatch(b.ctx, &enrichv1.GetBatchRequest{BatchId: id})
+	require.NoError(t, err)
+	require.Zero(t, res.GetBatch().GetBudgetUsd())
 }

@@ -33,6 +33,8 @@ type globalConfig struct {
 	Addr    string
 	Output  string // "text" or "json"
 	Timeout time.Duration
+	// Security is TLS and the bearer token (dial.go).
+	Security securityConfig
 }
 
 // cli is one run of enrichctl.
@@ -72,7 +74,7 @@ func (c *cli) rootCommand() *cobra.Command {
 		Long: `enrichctl drives the enrichment coordinator over gRPC.
 
 Exit codes: 0 ok, 1 error, 2 usage error, 3 the batch completed with
-failures, 4 the batch was cancelled.`,
+failures, 4 the batch was cancelled, 5 the batch stopped at its budget.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(*cobra.Command, []string) error {
@@ -90,6 +92,7 @@ failures, 4 the batch was cancelled.`,
 	f.StringVar(&c.global.Addr, "addr", cmp.Or(os.Getenv("ENRICH_ADDR"), AddrDefault), "coordinator gRPC address (env ENRICH_ADDR)")
 	f.StringVarP(&c.global.Output, "output", "o", "text", "output format: text or json")
 	f.DurationVar(&c.global.Timeout, "timeout", TimeoutDefault, "deadline of each request (not of watching)")
+	c.securityFlags(f)
 
 	root.AddCommand(
 		c.prepareCommand(),
@@ -104,6 +107,8 @@ failures, 4 the batch was cancelled.`,
 		c.dossierCommand(),
 		c.watchCommand(),
 		c.promptCommand(),
+		c.certsCommand(),
+		c.tokensCommand(),
 	)
 	return root
 }

@@ -14,13 +14,14 @@ import (
 	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
 )
 
-// Exit codes. Scripts branch on 3 and 4, so they must not change.
+// Exit codes. Scripts branch on 3, 4 and 5, so they must not change.
 const (
 	ExitOK                    = 0
 	ExitFailure               = 1
 	ExitUsage                 = 2
 	ExitCompletedWithFailures = 3
 	ExitCancelled             = 4
+	ExitBudgetExhausted       = 5
 )
 
 // ExitError carries the exit code Main returns. Err may be nil when the
@@ -53,6 +54,8 @@ func batchExitCode(state enrichv1.BatchState) int {
 		return ExitCompletedWithFailures
 	case enrichv1.BatchState_BATCH_STATE_CANCELLED:
 		return ExitCancelled
+	case enrichv1.BatchState_BATCH_STATE_BUDGET_EXHAUSTED:
+		return ExitBudgetExhausted
 	default:
 		return ExitFailure
 	}
@@ -62,7 +65,7 @@ func batchExitCode(state enrichv1.BatchState) int {
 func batchEnded(state enrichv1.BatchState) bool {
 	switch state {
 	case enrichv1.BatchState_BATCH_STATE_COMPLETED, enrichv1.BatchState_BATCH_STATE_COMPLETED_WITH_FAILURES,
-		enrichv1.BatchState_BATCH_STATE_CANCELLED:
+		enrichv1.BatchState_BATCH_STATE_CANCELLED, enrichv1.BatchState_BATCH_STATE_BUDGET_EXHAUSTED:
 		return true
 	}
 	return false

@@ -15,6 +15,7 @@ type launchConfig struct {
 	Prepare   prepareConfig // used when Prepare.From is set
 	Instances string        // comma-separated names or aliases; empty: all
 	Wait      bool
+	BudgetUSD float64 // 0: the batch's own or the configured default
 }
 
 func (cfg *launchConfig) instanceTypes() []string {
@@ -33,7 +34,8 @@ func (c *cli) launchCommand() *cobra.Command {
 		Use:   "launch [BATCH | --from FILE]",
 		Short: "Start leasing a batch's entities to agents (prepares it first with --from)",
 		Example: `  enrichctl launch 20260108-120000-1a2b3c --instances 1,2
-  enrichctl launch --from entities.csv --wait`,
+  enrichctl launch --from entities.csv --wait --budget-usd 50
+  enrichctl launch 20260108-120000-1a2b3c --budget-usd 80   # resume a batch that ran out`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: c.action(func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -59,7 +61,9 @@ func (c *cli) launchCommand() *cobra.Command {
 	}
 	cfg.Prepare.addFlags(cmd)
 	cmd.Flags().StringVar(&cfg.Instances, "instances", "", "instance types to run, by name or alias (1,2); default all")
-	cmd.Flags().BoolVar(&cfg.Wait, "wait", false, "follow the batch until it ends; exit 3 on failures, 4 if cancelled")
+	cmd.Flags().BoolVar(&cfg.Wait, "wait", false, "follow the batch until it ends; exit 3 on failures, 4 if cancelled, 5 if out of budget")
+	cmd.Flags().Float64Var(&cfg.BudgetUSD, "budget-usd", 0, "stop leasing once the batch's reported cost reaches this many USD (default: the instance types' budget_usd); "+
+		"a batch that ran out resumes with a larger one")
 	return cmd
 }
 
@@ -78,7 +82,7 @@ func launch(ctx context.Context, unary func() (context.Context, context.CancelFu
 			}
 			id = resp.GetBatch().GetId()
 		}
-		resp, err := client.LaunchBatch(uctx, &enrichv1.LaunchBatchRequest{BatchId: id, InstanceTypes: cfg.instanceTypes()})
+		resp, err := client.LaunchBatch(uctx, &enrichv1.LaunchBatchRequest{BatchId: id, InstanceTypes: cfg.instanceTypes(), BudgetUsd: cfg.BudgetUSD})
 		if err != nil {
 			return nil, err
 		}

@@ -23,7 +23,7 @@ func (c *cli) watchCommand() *cobra.Command {
 	var cfg watchConfig
 	return &cobra.Command{
 		Use:   "watch BATCH",
-		Short: "Follow a batch's progress until it ends; exit 3 on failures, 4 if cancelled",
+		Short: "Follow a batch's progress until it ends; exit 3 on failures, 4 if cancelled, 5 if out of budget",
 		Args:  exactArgs("BATCH"),
 		RunE: c.action(func(_ *cobra.Command, args []string) error {
 			cfg.Batch = args[0]

@@ -163,6 +163,11 @@ func (c *Claude) lookup(name string) (string, bool) {
 func (c *Claude) Run(ctx context.Context, lease *enrichv1.Lease) (*Output, error) {
 	r := &claudeRun{c: c, cfg: c.Config(lease.GetInstanceType()), lease: lease, start: time.Now(),
 		metrics: &enrichv1.RunMetrics{Runner: "claude"}}
+	// What the batch may still spend caps this run too, so the batch overshoots its budget by at
+	// most one run's cap per lease in flight.
+	if left := lease.GetMaxCostUsd(); left > 0 && (r.cfg.MaxBudgetUSD <= 0 || left < r.cfg.MaxBudgetUSD) {
+		r.cfg.MaxBudgetUSD = left
+	}
 	prompt, err := renderLease(lease)
 	if err != nil {
 		return nil, r.finish(err)

@@ -409,3 +409,24 @@ func TestClassRetryable(t *testing.T) {
 	require.Equal(t, runner.ClassTransient, (&runner.Error{Retryable: true}).Kind())
 	require.Equal(t, runner.ClassPermanent, (&runner.Error{Retryable: false}).Kind())
 }
+
+// What the lease says the batch may still spend caps --max-budget-usd when it is below the
+// configured cap, and leaves it alone when above.
+func TestClaudeRunCappedByBatchBudget(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		left float64
+		want string
+	}{{0.8, "0.8"}, {40, "2.5"}} {
+		b := setupClaude(t, "fenced")
+		lease := testLease()
+		lease.MaxCostUsd = tc.left
+		_, err := b.claude.Run(t.Context(), lease)
+		require.NoError(t, err)
+		recs := b.recordsOf(t)
+		require.Len(t, recs, 1)
+		i := slices.Index(recs[0].Args, "--max-budget-usd")
+		require.GreaterOrEqual(t, i, 0)
+		require.Equal(t, tc.want, recs[0].Args[i+1], "budget left %v", tc.left)
+	}
+}

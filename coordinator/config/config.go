@@ -104,8 +104,11 @@ type InstanceConfig struct {
 	Timeout       Duration `yaml:"timeout"`
 	MemoryLimit   string   `yaml:"memory_limit"`
 	RateLimit     string   `yaml:"rate_limit"`
-	Schema        string   `yaml:"schema"`
-	Prompt        string   `yaml:"prompt"`
+	// BudgetUSD is this type's share of a batch's default budget; 0 means no cap (see
+	// LaunchBatchRequest.budget_usd).
+	BudgetUSD float64 `yaml:"budget_usd"`
+	Schema    string  `yaml:"schema"`
+	Prompt    string  `yaml:"prompt"`
 	// Claude configures agents' Claude Code runner for this type (runner.go).
 	Claude ClaudeConfig `yaml:"claude"`
 }

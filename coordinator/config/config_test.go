@@ -184,7 +184,7 @@ resource_allocation:
     max_concurent: 5
 `)
 	require.Equal(t, "enrich.yaml:7: resource_allocation.entities.max_concurent: unknown key "+
-		"(known: alias, batch_capacity, claude, entity_types, max_concurrent, memory_limit, prompt, rate_limit, schema, timeout)", msg)
+		"(known: alias, batch_capacity, budget_usd, claude, entity_types, max_concurrent, memory_limit, prompt, rate_limit, schema, timeout)", msg)
 
 	require.Equal(t, "enrich.yaml:2: lease.ttls: unknown key (known: heartbeat_interval, ttl)",
 		decodeErr(t, "lease:\n  ttls: 5s\n"))

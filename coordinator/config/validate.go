@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"regexp"
 	"strconv"
@@ -143,6 +144,9 @@ func (c *Config) validateInstances() []error {
 		}
 		if _, err := ic.MemoryLimitBytes(); err != nil {
 			add(p+".memory_limit", "%v", err)
+		}
+		if ic.BudgetUSD < 0 || math.IsNaN(ic.BudgetUSD) || math.IsInf(ic.BudgetUSD, 0) {
+			add(p+".budget_usd", "must be 0 (no cap) or a positive amount, got %v", ic.BudgetUSD)
 		}
 		if _, err := parseRate(ic.RateLimit); err != nil {
 			add(p+".rate_limit", "%v", err)

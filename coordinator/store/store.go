@@ -24,11 +24,14 @@ const (
 	BatchCompleted             BatchState = "completed"
 	BatchCompletedWithFailures BatchState = "completed_with_failures"
 	BatchCancelled             BatchState = "cancelled"
+	// BatchBudgetExhausted: the batch's reported cost reached its budget; no lease is granted, the
+	// items never run stay pending, and a launch with a larger budget resumes it.
+	BatchBudgetExhausted BatchState = "budget_exhausted"
 )
 
 // Terminal reports whether no item of the batch will run again without an operator's action.
 func (s BatchState) Terminal() bool {
-	return s == BatchCompleted || s == BatchCompletedWithFailures || s == BatchCancelled
+	return s == BatchCompleted || s == BatchCompletedWithFailures || s == BatchCancelled || s == BatchBudgetExhausted
 }
 
 // ItemState mirrors enrich.v1.ItemState.
@@ -63,6 +66,10 @@ type Batch struct {
 	ConsolidatedAt     time.Time
 	OutputDir          string
 	ConsolidationError string
+	// BudgetUSD caps what the batch may spend; 0 means no cap. SpentUSD is the cost reported by
+	// every run so far, duplicates included: they were paid too.
+	BudgetUSD float64
+	SpentUSD  float64
 }
 
 // NewItem is one entity to add to a new batch.
@@ -100,6 +107,9 @@ type Item struct {
 	UpdatedAt     time.Time
 	LastError     string
 	StderrTail    string
+	// BudgetLeftUSD is set by Claim: what the item's batch may still spend when the lease was
+	// granted, 0 when the batch has no budget. It caps the run's own spending.
+	BudgetLeftUSD float64
 }
 
 // StateCounts counts a batch's items of one instance type by state.
@@ -150,7 +160,10 @@ type LaunchBatchParams struct {
 	// InstanceTypes selects the instance types to run; nil runs all. Items of other types become
 	// skipped, skipped items of selected types become pending again.
 	InstanceTypes []string
-	Now           time.Time
+	// BudgetUSD, when more than 0, sets the batch's budget. A batch that exhausted its budget
+	// needs one larger than what it spent to run again.
+	BudgetUSD float64
+	Now       time.Time
 }
 
 type CancelBatchParams struct {

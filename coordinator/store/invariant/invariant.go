@@ -103,7 +103,8 @@ func Check(ctx context.Context, st store.Store, batchID string) (*Report, error)
 	known := map[int64]bool{}
 	for _, it := range items {
 		known[it.ID] = true
-		rep.checkItem(it, byItem[it.ID], resultOf[it.ID], b.State.Terminal())
+		// A batch stopped at its budget keeps the items it never ran pending, to resume later.
+		rep.checkItem(it, byItem[it.ID], resultOf[it.ID], b.State.Terminal() && b.State != store.BatchBudgetExhausted)
 	}
 	for id := range byItem {
 		if !known[id] {

@@ -32,10 +32,10 @@ const headQuery = `SELECT batch_id, instance_type, agent_id, session_id, state, 
 
 // reportTx holds the prepared statements of one report transaction.
 type reportTx struct {
-	tx                                         *sql.Tx
-	head, succeed, insertResult, event, failTo *sql.Stmt
-	now                                        int64
-	touched                                    map[string]bool
+	tx                                                *sql.Tx
+	head, succeed, insertResult, event, failTo, spend *sql.Stmt
+	now                                               int64
+	touched                                           map[string]bool
 }
 
 func prepareReport(ctx context.Context, tx *sql.Tx, now time.Time) (*reportTx, error) {
@@ -54,6 +54,7 @@ func prepareReport(ctx context.Context, tx *sql.Tx, now time.Time) (*reportTx, e
 	r.insertResult = prep(`INSERT INTO results (item_id, batch_id, token, agent_id, dossier, duration_ms, cost_usd,
 		input_tokens, output_tokens, turns, session_id, runner, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	r.event = prep(insertEvent)
+	r.spend = prep(`UPDATE batches SET spent_usd = spent_usd + ? WHERE id = ?`)
 	r.failTo = prep(`UPDATE items SET state = ?, next_attempt_at = ?, last_error = ?, stderr_tail = ?, expires_at = 0, updated_at = ? WHERE id = ?`)
 	if err != nil {
 		r.close()
@@ -63,7 +64,7 @@ func prepareReport(ctx context.Context, tx *sql.Tx, now time.Time) (*reportTx, e
 }
 
 func (r *reportTx) close() {
-	for _, st := range []*sql.Stmt{r.head, r.succeed, r.insertResult, r.event, r.failTo} {
+	for _, st := range []*sql.Stmt{r.head, r.succeed, r.insertResult, r.event, r.failTo, r.spend} {
 		if st != nil {
 			st.Close()
 		}
@@ -77,6 +78,14 @@ func (r *reportTx) record(ctx context.Context, id int64, h *itemHead, token int6
 	_, err := r.event.ExecContext(ctx, id, h.batchID, h.instanceType, token, h.attempt, kind, agent, msg, m.Duration.Milliseconds(), m.CostUSD, r.now)
 	if err != nil {
 		return fmt.Errorf("record %s event of item %d: %w", kind, id, err)
+	}
+	// Every recorded run was paid for, whatever became of its result: it counts against the
+	// batch's budget.
+	if m.CostUSD > 0 {
+		if _, err := r.spend.ExecContext(ctx, m.CostUSD, h.batchID); err != nil {
+			return fmt.Errorf("add the cost of item %d to its batch: %w", id, err)
+		}
+		r.touched[h.batchID] = true
 	}
 	return nil
 }
@@ -172,9 +181,10 @@ func (r *reportTx) fail(ctx context.Context, f store.Failure, retryDelay func(in
 func (r *reportTx) finishBatches(ctx context.Context) ([]string, error) {
 	var finished []string
 	for id := range r.touched {
-		var open, failed int
+		var open, leased, failed int
 		var st store.BatchState
-		if err := r.tx.QueryRowContext(ctx, `SELECT state FROM batches WHERE id = ?`, id).Scan(&st); err != nil {
+		var budget, spent float64
+		if err := r.tx.QueryRowContext(ctx, `SELECT state, budget_usd, spent_usd FROM batches WHERE id = ?`, id).Scan(&st, &budget, &spent); err != nil {
 			return nil, fmt.Errorf("batch %s state: %w", id, err)
 		}
 		if st != store.BatchRunning {
@@ -186,6 +196,22 @@ func (r *reportTx) finishBatches(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("count open items of %s: %w", id, err)
 		}
 		if open > 0 {
+			if budget <= 0 || spent < budget {
+				continue
+			}
+			// Out of budget: nothing new is leased; the batch stops once its runs in flight end.
+			if err := r.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM items WHERE batch_id = ? AND state = ?)`,
+				id, store.ItemLeased).Scan(&leased); err != nil {
+				return nil, fmt.Errorf("count leased items of %s: %w", id, err)
+			}
+			if leased > 0 {
+				continue
+			}
+			if _, err := r.tx.ExecContext(ctx, `UPDATE batches SET state = ?, finished_at = ? WHERE id = ?`,
+				store.BatchBudgetExhausted, r.now, id); err != nil {
+				return nil, fmt.Errorf("stop batch %s at its budget: %w", id, err)
+			}
+			finished = append(finished, id)
 			continue
 		}
 		if err := r.tx.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE batch_id = ? AND state = ?`,

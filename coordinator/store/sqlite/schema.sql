@@ -8,7 +8,9 @@ CREATE TABLE IF NOT EXISTS batches (
     finished_at         INTEGER NOT NULL DEFAULT 0,
     consolidated_at     INTEGER NOT NULL DEFAULT 0,
     output_dir          TEXT NOT NULL DEFAULT '',
-    consolidation_error TEXT NOT NULL DEFAULT ''
+    consolidation_error TEXT NOT NULL DEFAULT '',
+    budget_usd          REAL NOT NULL DEFAULT 0,
+    spent_usd           REAL NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS items (

@@ -52,6 +52,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("apply schema to %s: %w", path, err)
 	}
+	if err := addMissingColumns(ctx, write); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("upgrade schema of %s: %w", path, err)
+	}
 	read, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		write.Close()
@@ -59,6 +63,28 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	read.SetMaxOpenConns(4)
 	return &Store{write: write, read: read}, nil
+}
+
+// addedColumns are columns added after the first release: a database created before them gets
+// them on open (CREATE TABLE IF NOT EXISTS leaves an existing table as it is).
+var addedColumns = []struct{ table, column, ddl string }{
+	{"batches", "budget_usd", "REAL NOT NULL DEFAULT 0"},
+	{"batches", "spent_usd", "REAL NOT NULL DEFAULT 0"},
+}
+
+func addMissingColumns(ctx context.Context, db *sql.DB) error {
+	for _, c := range addedColumns {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.column+` `+c.ddl); err != nil {
+				return fmt.Errorf("add %s.%s: %w", c.table, c.column, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Store) Close() error {
@@ -122,13 +148,14 @@ func (s *Store) CreateBatch(ctx context.Context, p store.CreateBatchParams) erro
 	})
 }
 
-const batchColumns = `id, source, state, created_at, launched_at, finished_at, consolidated_at, output_dir, consolidation_error`
+const batchColumns = `id, source, state, created_at, launched_at, finished_at, consolidated_at, output_dir, consolidation_error,
+	budget_usd, spent_usd`
 
 func scanBatch(row interface{ Scan(...any) error }) (*store.Batch, error) {
 	var b store.Batch
 	var created, launched, finished, consolidated int64
 	if err := row.Scan(&b.ID, &b.Source, &b.State, &created, &launched, &finished, &consolidated,
-		&b.OutputDir, &b.ConsolidationError); err != nil {
+		&b.OutputDir, &b.ConsolidationError, &b.BudgetUSD, &b.SpentUSD); err != nil {
 		return nil, err
 	}
 	b.CreatedAt, b.LaunchedAt, b.FinishedAt, b.ConsolidatedAt = fromMS(created), fromMS(launched), fromMS(finished), fromMS(consolidated)
@@ -184,16 +211,29 @@ func (s *Store) LaunchBatch(ctx context.Context, p store.LaunchBatchParams) erro
 		if st == store.BatchCancelled {
 			return fmt.Errorf("batch %q is cancelled: %w", p.ID, store.ErrInvalidState)
 		}
-		if st == store.BatchRunning && p.InstanceTypes == nil {
+		if st == store.BatchRunning && p.InstanceTypes == nil && p.BudgetUSD <= 0 {
 			return fmt.Errorf("batch %q is already running: %w", p.ID, store.ErrInvalidState)
 		}
+		var budget, spent float64
+		if err := tx.QueryRowContext(ctx, `SELECT budget_usd, spent_usd FROM batches WHERE id = ?`, p.ID).Scan(&budget, &spent); err != nil {
+			return fmt.Errorf("batch %q budget: %w", p.ID, err)
+		}
+		if p.BudgetUSD > 0 {
+			budget = p.BudgetUSD
+		}
+		if budget > 0 && spent >= budget {
+			return fmt.Errorf("batch %q already spent $%.2f of its $%.2f budget; launch it with a larger budget: %w",
+				p.ID, spent, budget, store.ErrInvalidState)
+		}
 		now := ms(p.Now)
-		if p.InstanceTypes == nil {
+		// Resuming an exhausted batch or raising a running one's budget leaves skipped types alone.
+		resume := st == store.BatchBudgetExhausted || st == store.BatchRunning
+		if p.InstanceTypes == nil && !resume {
 			if _, err := tx.ExecContext(ctx, `UPDATE items SET state = ?, updated_at = ? WHERE batch_id = ? AND state = ?`,
 				store.ItemPending, now, p.ID, store.ItemSkipped); err != nil {
 				return fmt.Errorf("unskip items: %w", err)
 			}
-		} else {
+		} else if p.InstanceTypes != nil {
 			in, args := inList(p.InstanceTypes)
 			if _, err := tx.ExecContext(ctx, `UPDATE items SET state = ?, updated_at = ? WHERE batch_id = ? AND state = ? AND instance_type IN `+in,
 				append([]any{store.ItemPending, now, p.ID, store.ItemSkipped}, args...)...); err != nil {
@@ -221,7 +261,11 @@ func (s *Store) LaunchBatch(ctx context.Context, p store.LaunchBatchParams) erro
 			return fmt.Errorf("batch %q has no items to run for the selected instance types: %w", p.ID, store.ErrInvalidState)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE batches SET state = ?, launched_at = CASE WHEN launched_at = 0 THEN ? ELSE launched_at END,
-			finished_at = 0 WHERE id = ?`, store.BatchRunning, now, p.ID)
+			finished_at = 0, budget_usd = ? WHERE id = ?`, store.BatchRunning, now, budget, p.ID)
+		if err == nil && st == store.BatchBudgetExhausted {
+			// Resumed: its next end is a new one, to be consolidated again.
+			_, err = tx.ExecContext(ctx, `UPDATE batches SET consolidated_at = 0, consolidation_error = '' WHERE id = ?`, p.ID)
+		}
 		return err
 	})
 }
@@ -290,6 +334,9 @@ func (s *Store) RetryFailed(ctx context.Context, p store.RetryFailedParams) (int
 		}
 		if st == store.BatchCancelled || st == store.BatchPrepared {
 			return fmt.Errorf("batch %q is %s: %w", p.ID, st, store.ErrInvalidState)
+		}
+		if st == store.BatchBudgetExhausted {
+			return fmt.Errorf("batch %q spent its budget; launch it with a larger budget first: %w", p.ID, store.ErrInvalidState)
 		}
 		now := ms(p.Now)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
@@ -426,9 +473,10 @@ func (s *Store) ItemByID(ctx context.Context, id int64) (*store.Item, error) {
 }
 
 type candidate struct {
-	id       int64
-	priority int
-	typ      string
+	id         int64
+	priority   int
+	typ        string
+	budgetLeft float64
 }
 
 func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, error) {
@@ -452,15 +500,17 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 			if room <= 0 {
 				continue
 			}
-			rows, err := tx.QueryContext(ctx, `SELECT i.id, i.priority FROM items i JOIN batches b ON b.id = i.batch_id
+			rows, err := tx.QueryContext(ctx, `SELECT i.id, i.priority, CASE WHEN b.budget_usd > 0 THEN b.budget_usd - b.spent_usd ELSE 0 END
+				FROM items i JOIN batches b ON b.id = i.batch_id
 				WHERE i.instance_type = ? AND i.state = ? AND i.next_attempt_at <= ? AND b.state = ?
+				AND (b.budget_usd = 0 OR b.spent_usd < b.budget_usd)
 				ORDER BY i.priority DESC, i.id LIMIT ?`, typ, store.ItemPending, now, store.BatchRunning, room)
 			if err != nil {
 				return fmt.Errorf("select pending %s: %w", typ, err)
 			}
 			for rows.Next() {
 				c := candidate{typ: typ}
-				if err := rows.Scan(&c.id, &c.priority); err != nil {
+				if err := rows.Scan(&c.id, &c.priority, &c.budgetLeft); err != nil {
 					rows.Close()
 					return err
 				}
@@ -505,6 +555,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 			if err != nil {
 				return fmt.Errorf("claim item %d: %w", c.id, err)
 			}
+			it.BudgetLeftUSD = c.budgetLeft
 			if _, err := granted.ExecContext(ctx, it.ID, it.BatchID, it.InstanceType, it.Token, it.Attempt, store.EventGranted,
 				p.AgentID, "", 0, 0, now); err != nil {
 				return fmt.Errorf("record grant of item %d: %w", c.id, err)

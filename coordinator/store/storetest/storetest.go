@@ -148,6 +148,7 @@ func Run(t *testing.T, open Opener) {
 		"EventHistory":                 testEventHistory,
 		"ReleaseLeases":                testReleaseLeases,
 		"LeasesHeldBy":                 testLeasesHeldBy,
+		"BudgetStopsLeasing":           testBudget,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -684,4 +685,56 @@ func testLeasesHeldBy(t *testing.T, b *bundle) {
 	none, err := b.st.LeasesHeldBy(b.ctx, "nobody")
 	require.NoError(t, err)
 	require.Empty(t, none)
+}
+
+func testBudget(t *testing.T, b *bundle) {
+	b.batch(t, "b1", t0, item("e1", "entities", store.PriorityNormal), item("e2", "entities", store.PriorityNormal),
+		item("e3", "entities", store.PriorityNormal))
+	require.NoError(t, b.st.LaunchBatch(b.ctx, store.LaunchBatchParams{ID: "b1", BudgetUSD: 1, Now: t0}))
+	got := b.claim(t, "a1", 2, "entities")
+	require.Len(t, got, 2)
+	require.InDelta(t, 1.0, got[0].BudgetLeftUSD, 1e-9, "a lease knows what its batch may still spend")
+	report := func(it *store.Item, cost float64) {
+		_, err := b.st.Report(b.ctx, store.ReportParams{Now: t0, RetryDelay: noDelay, Completions: []store.Completion{{
+			Lease: store.LeaseRef{ItemID: it.ID, Token: it.Token}, AgentID: "a1", Dossier: []byte(`{}`), Metrics: store.Metrics{CostUSD: cost}}}})
+		require.NoError(t, err)
+	}
+	// Over budget with a run still in flight: nothing new is leased, the run may finish.
+	report(got[0], 1.2)
+	require.Equal(t, store.BatchRunning, b.batchState(t, "b1"))
+	require.Empty(t, b.claim(t, "a1", 5, "entities"), "no lease once the budget is spent")
+	report(got[1], 0.3)
+	bt, err := b.st.GetBatch(b.ctx, "b1")
+	require.NoError(t, err)
+	require.Equal(t, store.BatchBudgetExhausted, bt.State)
+	require.InDelta(t, 1.5, bt.SpentUSD, 1e-9)
+	require.InDelta(t, 1.0, bt.BudgetUSD, 1e-9)
+	require.False(t, bt.FinishedAt.IsZero())
+	require.Equal(t, store.ItemPending, b.state(t, "b1", "e3").State, "what never ran stays pending")
+	b.holds(t, "b1")
+
+	_, err = b.st.RetryFailed(b.ctx, store.RetryFailedParams{ID: "b1", Attempts: 1, Now: t0})
+	require.ErrorIs(t, err, store.ErrInvalidState, "retry cannot bypass the budget")
+	err = b.st.LaunchBatch(b.ctx, store.LaunchBatchParams{ID: "b1", BudgetUSD: 1.5, Now: t0})
+	require.ErrorIs(t, err, store.ErrInvalidState, "a budget already spent cannot resume")
+	require.NoError(t, b.st.LaunchBatch(b.ctx, store.LaunchBatchParams{ID: "b1", BudgetUSD: 2, Now: t0}))
+	require.Equal(t, store.BatchRunning, b.batchState(t, "b1"))
+	last := b.claim(t, "a1", 5, "entities")
+	require.Equal(t, []string{"e3"}, ids(last))
+	require.InDelta(t, 0.5, last[0].BudgetLeftUSD, 1e-9)
+	report(last[0], 0.1)
+	require.Equal(t, store.BatchCompleted, b.batchState(t, "b1"))
+	b.holds(t, "b1")
+
+	// Failures and duplicates were paid too.
+	b.batch(t, "b2", t0, item("f1", "entities", store.PriorityNormal))
+	require.NoError(t, b.st.LaunchBatch(b.ctx, store.LaunchBatchParams{ID: "b2", BudgetUSD: 0.5, Now: t0}))
+	f := b.claim(t, "a1", 1, "entities")[0]
+	_, err = b.st.Report(b.ctx, store.ReportParams{Now: t0, RetryDelay: noDelay, Failures: []store.Failure{{
+		Lease: store.LeaseRef{ItemID: f.ID, Token: f.Token}, Retryable: true, Message: "max turns", Metrics: store.Metrics{CostUSD: 0.7}}}})
+	require.NoError(t, err)
+	bt, err = b.st.GetBatch(b.ctx, "b2")
+	require.NoError(t, err)
+	require.Equal(t, store.BatchBudgetExhausted, bt.State)
+	require.InDelta(t, 0.7, bt.SpentUSD, 1e-9)
 }

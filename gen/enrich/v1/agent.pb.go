@@ -879,7 +879,11 @@ type Lease struct {
 	// Name of the dossier schema (entity_dossier, poi_dossier, league_dossier).
 	Schema string `protobuf:"bytes,7,opt,name=schema,proto3" json:"schema,omitempty"`
 	// Name of the prompt template (entities, persons, leagues).
-	Prompt        string `protobuf:"bytes,8,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	Prompt string `protobuf:"bytes,8,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	// What the batch may still spend, in USD, when the lease was granted; 0 when it has no budget.
+	// Runners that can cap a run's spending use the lower of this and their own cap, so one run
+	// cannot overshoot the batch's budget by more than its own cap.
+	MaxCostUsd    float64 `protobuf:"fixed64,9,opt,name=max_cost_usd,json=maxCostUsd,proto3" json:"max_cost_usd,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -968,6 +972,13 @@ func (x *Lease) GetPrompt() string {
 		return x.Prompt
 	}
 	return ""
+}
+
+func (x *Lease) GetMaxCostUsd() float64 {
+	if x != nil {
+		return x.MaxCostUsd
+	}
+	return 0
 }
 
 // Ack tells the agent that an outcome is durable: it may delete its spool copy.
@@ -1199,7 +1210,7 @@ const file_enrich_v1_agent_proto_rawDesc = "" +
 	"stderrTail\x12/\n" +
 	"\ametrics\x18\x05 \x01(\v2\x15.enrich.v1.RunMetricsR\ametrics\"6\n" +
 	"\tCancelAck\x12)\n" +
-	"\x05lease\x18\x01 \x01(\v2\x13.enrich.v1.LeaseRefR\x05lease\"\x9f\x02\n" +
+	"\x05lease\x18\x01 \x01(\v2\x13.enrich.v1.LeaseRefR\x05lease\"\xc1\x02\n" +
 	"\x05Lease\x12)\n" +
 	"\x05lease\x18\x01 \x01(\v2\x13.enrich.v1.LeaseRefR\x05lease\x12\x19\n" +
 	"\bbatch_id\x18\x02 \x01(\tR\abatchId\x12)\n" +
@@ -1208,7 +1219,9 @@ const file_enrich_v1_agent_proto_rawDesc = "" +
 	"\aattempt\x18\x05 \x01(\x05R\aattempt\x126\n" +
 	"\bdeadline\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x16\n" +
 	"\x06schema\x18\a \x01(\tR\x06schema\x12\x16\n" +
-	"\x06prompt\x18\b \x01(\tR\x06prompt\"{\n" +
+	"\x06prompt\x18\b \x01(\tR\x06prompt\x12 \n" +
+	"\fmax_cost_usd\x18\t \x01(\x01R\n" +
+	"maxCostUsd\"{\n" +
 	"\x03Ack\x12)\n" +
 	"\x05lease\x18\x01 \x01(\v2\x13.enrich.v1.LeaseRefR\x05lease\x12/\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x15.enrich.v1.AckOutcomeR\aoutcome\x12\x18\n" +

@@ -159,6 +159,10 @@ type LaunchBatchRequest struct {
 	BatchId string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	// Instance types to run, by name or alias ("1", "entities"); empty runs all.
 	InstanceTypes []string `protobuf:"bytes,2,rep,name=instance_types,json=instanceTypes,proto3" json:"instance_types,omitempty"`
+	// Spending cap in USD. 0 keeps the batch's budget, or on a first launch takes the sum of its
+	// instance types' configured budget_usd (none if any of them has none). A batch that exhausted
+	// its budget resumes with a larger one; a running batch's budget can be changed.
+	BudgetUsd     float64 `protobuf:"fixed64,3,opt,name=budget_usd,json=budgetUsd,proto3" json:"budget_usd,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +209,13 @@ func (x *LaunchBatchRequest) GetInstanceTypes() []string {
 		return x.InstanceTypes
 	}
 	return nil
+}
+
+func (x *LaunchBatchRequest) GetBudgetUsd() float64 {
+	if x != nil {
+		return x.BudgetUsd
+	}
+	return 0
 }
 
 type LaunchBatchResponse struct {
@@ -1235,10 +1246,12 @@ const file_enrich_v1_control_proto_rawDesc = "" +
 	"\bleft_out\x18\x02 \x03(\v2,.enrich.v1.PrepareBatchResponse.LeftOutEntryR\aleftOut\x1a:\n" +
 	"\fLeftOutEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"V\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"u\n" +
 	"\x12LaunchBatchRequest\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12%\n" +
-	"\x0einstance_types\x18\x02 \x03(\tR\rinstanceTypes\"=\n" +
+	"\x0einstance_types\x18\x02 \x03(\tR\rinstanceTypes\x12\x1d\n" +
+	"\n" +
+	"budget_usd\x18\x03 \x01(\x01R\tbudgetUsd\"=\n" +
 	"\x13LaunchBatchResponse\x12&\n" +
 	"\x05batch\x18\x01 \x01(\v2\x10.enrich.v1.BatchR\x05batch\",\n" +
 	"\x0fGetBatchRequest\x12\x19\n" +

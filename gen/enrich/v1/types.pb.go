@@ -89,6 +89,9 @@ const (
 	// Every selected item ended, at least one failed.
 	BatchState_BATCH_STATE_COMPLETED_WITH_FAILURES BatchState = 4
 	BatchState_BATCH_STATE_CANCELLED               BatchState = 5
+	// Its reported cost reached its budget: no new lease is granted, the runs in flight finished,
+	// items never run stay pending. LaunchBatch with a larger budget resumes it.
+	BatchState_BATCH_STATE_BUDGET_EXHAUSTED BatchState = 6
 )
 
 // Enum value maps for BatchState.
@@ -100,6 +103,7 @@ var (
 		3: "BATCH_STATE_COMPLETED",
 		4: "BATCH_STATE_COMPLETED_WITH_FAILURES",
 		5: "BATCH_STATE_CANCELLED",
+		6: "BATCH_STATE_BUDGET_EXHAUSTED",
 	}
 	BatchState_value = map[string]int32{
 		"BATCH_STATE_UNSPECIFIED":             0,
@@ -108,6 +112,7 @@ var (
 		"BATCH_STATE_COMPLETED":               3,
 		"BATCH_STATE_COMPLETED_WITH_FAILURES": 4,
 		"BATCH_STATE_CANCELLED":               5,
+		"BATCH_STATE_BUDGET_EXHAUSTED":        6,
 	}
 )
 
@@ -499,7 +504,9 @@ type Batch struct {
 	// Set when the last consolidation failed; the batch's results are kept in the store.
 	ConsolidationError string `protobuf:"bytes,10,opt,name=consolidation_error,json=consolidationError,proto3" json:"consolidation_error,omitempty"`
 	// Cost of every finished attempt of the batch.
-	CostUsd       float64 `protobuf:"fixed64,11,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
+	CostUsd float64 `protobuf:"fixed64,11,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
+	// Spending cap in USD, compared with cost_usd; 0 means none.
+	BudgetUsd     float64 `protobuf:"fixed64,12,opt,name=budget_usd,json=budgetUsd,proto3" json:"budget_usd,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -607,6 +614,13 @@ func (x *Batch) GetConsolidationError() string {
 func (x *Batch) GetCostUsd() float64 {
 	if x != nil {
 		return x.CostUsd
+	}
+	return 0
+}
+
+func (x *Batch) GetBudgetUsd() float64 {
+	if x != nil {
+		return x.BudgetUsd
 	}
 	return 0
 }
@@ -1078,7 +1092,7 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"\battempts\x18\x0f \x01(\x05R\battempts\x12'\n" +
 	"\x0ffailed_attempts\x18\x10 \x01(\x05R\x0efailedAttempts\x12\x18\n" +
 	"\aretries\x18\x11 \x01(\x05R\aretries\x12+\n" +
-	"\x03eta\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\x03eta\"\xfc\x03\n" +
+	"\x03eta\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\x03eta\"\x9b\x04\n" +
 	"\x05Batch\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.enrich.v1.BatchStateR\x05state\x129\n" +
@@ -1095,7 +1109,9 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"\tinstances\x18\t \x03(\v2\x1b.enrich.v1.InstanceProgressR\tinstances\x12/\n" +
 	"\x13consolidation_error\x18\n" +
 	" \x01(\tR\x12consolidationError\x12\x19\n" +
-	"\bcost_usd\x18\v \x01(\x01R\acostUsd\"9\n" +
+	"\bcost_usd\x18\v \x01(\x01R\acostUsd\x12\x1d\n" +
+	"\n" +
+	"budget_usd\x18\f \x01(\x01R\tbudgetUsd\"9\n" +
 	"\bLeaseRef\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\x03R\x06itemId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\x03R\x05token\"\xf3\x01\n" +
@@ -1149,7 +1165,7 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n" +
-	"\rPRIORITY_HIGH\x10\x03*\xbb\x01\n" +
+	"\rPRIORITY_HIGH\x10\x03*\xdd\x01\n" +
 	"\n" +
 	"BatchState\x12\x1b\n" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -1157,7 +1173,8 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"\x13BATCH_STATE_RUNNING\x10\x02\x12\x19\n" +
 	"\x15BATCH_STATE_COMPLETED\x10\x03\x12'\n" +
 	"#BATCH_STATE_COMPLETED_WITH_FAILURES\x10\x04\x12\x19\n" +
-	"\x15BATCH_STATE_CANCELLED\x10\x05*\xb9\x01\n" +
+	"\x15BATCH_STATE_CANCELLED\x10\x05\x12 \n" +
+	"\x1cBATCH_STATE_BUDGET_EXHAUSTED\x10\x06*\xb9\x01\n" +
 	"\tItemState\x12\x1a\n" +
 	"\x16ITEM_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12ITEM_STATE_PENDING\x10\x01\x12\x15\n" +
