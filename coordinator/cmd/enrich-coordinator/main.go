@@ -40,6 +40,12 @@ func run(args []string) error {
 	dossiers := fs.String("dossiers", "", "folder for consolidated batches (default "+config.DefaultDossiers+")")
 	logLevel := fs.String("log-level", "", "trace, debug, info, warn or error")
 	logFormat := fs.String("log-format", "", "text or json")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate served on the gRPC and HTTP listeners (env ENRICH_TLS_CERT)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert (env ENRICH_TLS_KEY)")
+	clientCA := fs.String("client-ca", "", "PEM CA bundle that agents' client certificates must chain to (env ENRICH_CLIENT_CA)")
+	clientAuth := fs.String("client-auth", "", "request (verify a client certificate if sent; default with --client-ca) or require (env ENRICH_CLIENT_AUTH)")
+	insecureFlag := fs.Bool("insecure", false, "allow plaintext on a non-loopback address (env ENRICH_INSECURE)")
+	tokensPath := fs.String("tokens", "", "bearer token file (role name sha256:hex lines, or YAML); turns authentication on (env ENRICH_TOKENS)")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,6 +73,18 @@ func run(args []string) error {
 			cfg.Log.Level = *logLevel
 		case "log-format":
 			cfg.Log.Format = *logFormat
+		case "tls-cert":
+			cfg.TLS.Cert = *tlsCert
+		case "tls-key":
+			cfg.TLS.Key = *tlsKey
+		case "client-ca":
+			cfg.TLS.ClientCA = *clientCA
+		case "client-auth":
+			cfg.TLS.ClientAuth = *clientAuth
+		case "insecure":
+			cfg.TLS.Insecure = *insecureFlag
+		case "tokens":
+			cfg.Auth.Tokens = *tokensPath
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -80,8 +98,26 @@ func run(args []string) error {
 		Output:     os.Stderr,
 	})
 
+	sec, reload, err := security(cfg, log)
+	if err != nil {
+		return err
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				reload()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 
 	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
@@ -99,7 +135,9 @@ func run(args []string) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return coordinator.New(cfg, st, log, reg).Run(ctx, grpcLis, httpLis)
+	srv := coordinator.New(cfg, st, log, reg)
+	srv.SetSecurity(sec)
+	return srv.Run(ctx, grpcLis, httpLis)
 }
 
 func openStore(ctx context.Context, url string) (store.Store, error) {
