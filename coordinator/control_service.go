@@ -446,13 +446,13 @@ func (c *controlService) ListItems(ctx context.Context, req *enrichv1.ListItemsR
 	return out, nil
 }
 
-func (c *controlService) ListAgents(context.Context, *enrichv1.ListAgentsRequest) (*enrichv1.ListAgentsResponse, error) {
-	out := &enrichv1.ListAgentsResponse{}
-	for _, sess := range c.s.sessions.snapshot() {
-		out.Agents = append(out.Agents, sess.info(c.s.advertised))
+// ListAgents lists the agents of every coordinator sharing the store (fleet.go).
+func (c *controlService) ListAgents(ctx context.Context, _ *enrichv1.ListAgentsRequest) (*enrichv1.ListAgentsResponse, error) {
+	agents, err := c.s.fleetAgents(ctx)
+	if err != nil {
+		return nil, storeError(err)
 	}
-	slices.SortFunc(out.Agents, func(a, b *enrichv1.AgentInfo) int { return strings.Compare(a.GetAgentId(), b.GetAgentId()) })
-	return out, nil
+	return &enrichv1.ListAgentsResponse{Agents: agents}, nil
 }
 
 func (c *controlService) DrainAgent(_ context.Context, req *enrichv1.DrainAgentRequest) (*enrichv1.DrainAgentResponse, error) {

@@ -180,3 +180,15 @@ func (s *Server) fleetAgents(ctx context.Context) ([]*enrichv1.AgentInfo, error)
 	slices.SortFunc(out, func(a, b *enrichv1.AgentInfo) int { return strings.Compare(a.GetAgentId(), b.GetAgentId()) })
 	return out, nil
 }
+
+// connectionAge is the keepalive MaxConnectionAge and its grace; zero age means no limit.
+type connectionAge struct{ age, grace time.Duration }
+
+// SetConnectionAge makes the gRPC server end every client connection after age (grpc-go adds
+// ±10% jitter so a fleet's agents do not reconnect in step): it sends GOAWAY, waits up to grace
+// for open streams, then closes the connection. Agents reconnect through the load balancer,
+// often to another coordinator, and re-adopt the leases they hold, so a coordinator added to a
+// fleet gets its share of long-lived streams. Call it before Run; age 0 disables the limit.
+func (s *Server) SetConnectionAge(age, grace time.Duration) {
+	s.connAge = connectionAge{age: age, grace: grace}
+}

@@ -20,6 +20,12 @@ func (s *Server) httpHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		// A draining coordinator is alive but must get no new streams: the balancer's health
+		// check moves traffic away while its agents finish moving.
+		if s.runCtx != nil && s.runCtx.Err() != nil {
+			http.Error(w, "draining: shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.st.Ping(ctx); err != nil {

@@ -20,10 +20,7 @@ func (s *Server) reaperLeaseTTL() time.Duration {
 	return 3*s.reapInterval() + time.Second
 }
 
-// reapLoop also starts the fleet chores (fleet.go): both live exactly as long as Run and both
-// matter only once the store is shared.
 func (s *Server) reapLoop(ctx context.Context) {
-	s.goBackground(func() { s.fleetLoop(ctx) })
 	tick := time.NewTicker(s.reapInterval())
 	defer tick.Stop()
 	defer func() {

@@ -55,6 +55,8 @@ type Server struct {
 	outputDirsMu  sync.Mutex
 
 	background sync.WaitGroup
+	// connAge bounds how long one client connection lives (SetConnectionAge).
+	connAge connectionAge
 	// sec and admit decide who may connect (security.go, agent_admission.go).
 	sec   Security
 	admit *admission
@@ -95,7 +97,9 @@ func (s *Server) GRPCServer() *grpc.Server {
 	gs := grpc.NewServer(append(s.securityOptions(),
 		// Agents ping every 20 s at most; anything more frequent is abuse.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// MaxConnectionAge: behind a load balancer, long-lived agent streams rebalance (fleet.go).
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionAge: s.connAge.age, MaxConnectionAgeGrace: s.connAge.grace}),
 	)...)
 	enrichv1.RegisterAgentServiceServer(gs, &agentService{s: s})
 	enrichv1.RegisterControlServiceServer(gs, &controlService{s: s})
@@ -120,6 +124,7 @@ func (s *Server) Run(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	s.goBackground(func() { s.dispatchLoop(ctx) })
 	s.goBackground(func() { s.commitLoop(ctx) })
 	s.goBackground(func() { s.reapLoop(ctx) })
+	s.goBackground(func() { s.fleetLoop(ctx) })
 
 	errc := make(chan error, 2)
 	var gs *grpc.Server
