@@ -18,6 +18,7 @@ import (
 
 	"github.com/sportsintel/enrich/agent"
 	"github.com/sportsintel/enrich/agent/runner"
+	"github.com/sportsintel/enrich/internal/clientcreds"
 )
 
 func main() {
@@ -66,10 +67,24 @@ func run(args []string) error {
 	logFormat := fs.String("log-format", envOr("ENRICH_LOG_FORMAT", "text"), "text or json")
 	lbls := labels{}
 	fs.Var(lbls, "label", "KEY=VALUE label shown in `enrichctl agents` (repeatable)")
+	var sec clientcreds.Options
+	fs.StringVar(&sec.CAFile, "ca", envOr("ENRICH_CA", ""), "PEM CA that signed the coordinator's certificate (env ENRICH_CA); implies TLS")
+	fs.StringVar(&sec.CertFile, "cert", envOr("ENRICH_CERT", ""), "PEM client certificate for mutual TLS (env ENRICH_CERT)")
+	fs.StringVar(&sec.KeyFile, "key", envOr("ENRICH_KEY", ""), "PEM key of --cert (env ENRICH_KEY)")
+	fs.StringVar(&sec.ServerName, "server-name", envOr("ENRICH_SERVER_NAME", ""), "name to verify in the coordinator's certificate (default: host of --coordinator)")
+	fs.BoolVar(&sec.Insecure, "insecure", envOr("ENRICH_INSECURE", "") == "true", "plaintext even to a non-loopback coordinator (env ENRICH_INSECURE=true)")
+	// No env default for --token: flag defaults are printed by -help.
+	fs.StringVar(&sec.Token, "token", "", "bearer token of role agent (env ENRICH_TOKEN; prefer --token-file)")
+	fs.StringVar(&sec.TokenFile, "token-file", envOr("ENRICH_TOKEN_FILE", ""), "file holding the bearer token (env ENRICH_TOKEN_FILE)")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if sec.Token == "" && sec.TokenFile == "" {
+		sec.Token = os.Getenv("ENRICH_TOKEN")
+	}
+	// Runner processes inherit the agent's environment; the token is the agent's, not theirs.
+	_ = os.Unsetenv("ENRICH_TOKEN")
 	if *version {
 		fmt.Println(agent.Version)
 		return nil
@@ -123,8 +138,14 @@ func run(args []string) error {
 			typeList = append(typeList, t)
 		}
 	}
+	sec.Addr = *coordinator
+	dialOpts, err := clientcreds.DialOptions(sec)
+	if err != nil {
+		return err
+	}
 	a, err := agent.New(agent.Config{Coordinator: *coordinator, ID: *id, Types: typeList, Slots: *slots, Runner: r,
-		SpoolDir: *spool, DrainGrace: *drainGrace, UnhealthyPause: *unhealthyPause, Labels: lbls, Logger: log})
+		SpoolDir: *spool, DrainGrace: *drainGrace, UnhealthyPause: *unhealthyPause, Labels: lbls, Logger: log,
+		DialOptions: dialOpts})
 	if err != nil {
 		return err
 	}
