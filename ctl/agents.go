@@ -10,9 +10,9 @@ import (
 )
 
 func (c *cli) agentsCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "agents",
-		Short: "List connected agents",
+		Short: "List connected agents (and `agents drain AGENT`)",
 		Args:  exactArgs(),
 		RunE: c.action(func(*cobra.Command, []string) error {
 			return c.withClient(func(client enrichv1.ControlServiceClient) error {
@@ -22,6 +22,9 @@ func (c *cli) agentsCommand() *cobra.Command {
 			})
 		}),
 	}
+	// Operators look for agent actions under `agents`; `enrichctl drain` stays as a shortcut.
+	cmd.AddCommand(c.drainCommand())
+	return cmd
 }
 
 func agents(ctx context.Context, client enrichv1.ControlServiceClient, p *printer) error {

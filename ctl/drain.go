@@ -17,7 +17,7 @@ func (c *cli) drainCommand() *cobra.Command {
 	var cfg drainConfig
 	return &cobra.Command{
 		Use:   "drain AGENT",
-		Short: "Ask an agent to finish its leases and take no more",
+		Short: "Ask an agent to finish its running leases, take no more, and exit",
 		Args:  exactArgs("AGENT"),
 		RunE: c.action(func(_ *cobra.Command, args []string) error {
 			cfg.Agent = args[0]
