@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,10 @@ func run(args []string) error {
 	clientAuth := fs.String("client-auth", "", "request (verify a client certificate if sent; default with --client-ca) or require (env ENRICH_CLIENT_AUTH)")
 	insecureFlag := fs.Bool("insecure", false, "allow plaintext on a non-loopback address (env ENRICH_INSECURE)")
 	tokensPath := fs.String("tokens", "", "bearer token file (role name sha256:hex lines, or YAML); turns authentication on (env ENRICH_TOKENS)")
+	maxConnAge := fs.Duration("max-connection-age", 30*time.Minute,
+		"end each client connection after this long (GOAWAY) so streams rebalance behind a load balancer; 0 disables")
+	maxConnAgeGrace := fs.Duration("max-connection-age-grace", 30*time.Second,
+		"how long streams may go on after GOAWAY before the connection closes; agents reconnect and keep their leases")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -136,6 +141,7 @@ func run(args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := coordinator.New(cfg, st, log, reg)
+	srv.SetConnectionAge(*maxConnAge, *maxConnAgeGrace)
 	srv.SetSecurity(sec)
 	return srv.Run(ctx, grpcLis, httpLis)
 }
