@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -39,13 +40,15 @@ func main() {
 		agents      = flag.Int("agents", 4, "agent processes")
 		slots       = flag.Int("slots", 256, "slots per agent")
 		bin         = flag.String("bin", "bin", "folder holding enrich-coordinator")
+		storeURL    = flag.String("store", "", "postgres://... to run the coordinators on PostgreSQL (default: a SQLite file)")
+		coords      = flag.Int("coordinators", 1, "coordinator processes sharing the store (PostgreSQL only); agents are spread over them")
 	)
 	flag.Parse()
 	var err error
 	if *agentMode {
 		err = runAgent(*coordinator, *id, *slots)
 	} else {
-		err = runBench(*bin, *entities, *agents, *slots)
+		err = runBench(*bin, *storeURL, *coords, *entities, *agents, *slots)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -81,37 +84,46 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func runBench(bin string, n, agents, slots int) error {
+func runBench(bin, storeURL string, coords, n, agents, slots int) error {
 	work, err := os.MkdirTemp("", "enrich-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	httpAddr, err := freeAddr()
-	if err != nil {
-		return err
+	if storeURL == "" {
+		if coords != 1 {
+			return fmt.Errorf("several coordinators need a shared store: pass -store postgres://...")
+		}
+		storeURL = "sqlite:" + filepath.Join(work, "enrich.db")
 	}
 	// Consolidation writes two files per entity after the batch ends; it is not what is measured.
 	cfgPath := filepath.Join(work, "enrich.yaml")
 	if err := os.WriteFile(cfgPath, []byte("consolidation:\n  auto: false\n"), 0o644); err != nil {
 		return err
 	}
-	coord := exec.Command(filepath.Join(bin, "enrich-coordinator"), "--listen", addr, "--http", httpAddr,
-		"--store", "sqlite:"+filepath.Join(work, "enrich.db"), "--dossiers", filepath.Join(work, "dossiers"),
-		"--config", cfgPath, "--log-level", "warn")
-	if os.Getenv("BENCH_HTTP") != "" {
-		httpAddr = os.Getenv("BENCH_HTTP")
-		coord.Args[4] = httpAddr
+	var addrs []string
+	for i := range coords {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		httpAddr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		if h := os.Getenv("BENCH_HTTP"); h != "" && i == 0 {
+			httpAddr = h
+		}
+		coord := exec.Command(filepath.Join(bin, "enrich-coordinator"), "--listen", addr, "--http", httpAddr,
+			"--store", storeURL, "--dossiers", filepath.Join(work, "dossiers"), "--config", cfgPath, "--log-level", "warn")
+		coord.Stderr = os.Stderr
+		if err := coord.Start(); err != nil {
+			return fmt.Errorf("start coordinator (run `make build` first): %w", err)
+		}
+		defer func() { _ = coord.Process.Signal(syscall.SIGTERM); _ = coord.Wait() }()
+		addrs = append(addrs, addr)
 	}
-	coord.Stderr = os.Stderr
-	if err := coord.Start(); err != nil {
-		return fmt.Errorf("start coordinator (run `make build` first): %w", err)
-	}
-	defer func() { _ = coord.Process.Signal(syscall.SIGTERM); _ = coord.Wait() }()
+	addr := addrs[0]
 
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20), grpc.MaxCallRecvMsgSize(64<<20)))
@@ -139,7 +151,8 @@ func runBench(bin string, n, agents, slots int) error {
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command(self, "-agent", "-coordinator", addr, "-id", fmt.Sprintf("bench-%d", i), "-slots", fmt.Sprint(slots))
+		// Agents spread over the coordinators as a round-robin load balancer would spread them.
+		cmd := exec.Command(self, "-agent", "-coordinator", addrs[i%len(addrs)], "-id", fmt.Sprintf("bench-%d", i), "-slots", fmt.Sprint(slots))
 		cmd.Stdout, cmd.Stderr = out, os.Stderr
 		if err := cmd.Start(); err != nil {
 			return err
@@ -218,8 +231,9 @@ func runBench(bin string, n, agents, slots int) error {
 	rate := float64(succeeded) / elapsed.Seconds()
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "entities\tagents\tslots/agent\tsucceeded\tprepare\trun\tentities/s\tdispatch p50\tp90\tp99\tmax\t")
-	fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t\n", n, agents, slots, succeeded, prepDur.Round(time.Millisecond),
+	store, _, _ := strings.Cut(storeURL, ":")
+	fmt.Fprintln(tw, "store\tcoordinators\tentities\tagents\tslots/agent\tsucceeded\tprepare\trun\tentities/s\tdispatch p50\tp90\tp99\tmax\t")
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t\n", store, coords, n, agents, slots, succeeded, prepDur.Round(time.Millisecond),
 		elapsed.Round(time.Millisecond), rate, q(lat, 0.5), q(lat, 0.9), q(lat, 0.99), q(lat, 1))
 	tw.Flush()
 	if succeeded != n || runs < n {
