@@ -531,36 +531,71 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 		if len(cands) == 0 {
 			return nil
 		}
-		stmt, err := tx.PrepareContext(ctx, `UPDATE items SET state = ?, token = token + 1, attempt = attempt + 1,
-			agent_id = ?, session_id = ?, leased_at = ?, deadline = ?, expires_at = ?, updated_at = ?
-			WHERE id = ? AND state = ? RETURNING `+itemColumns)
-		if err != nil {
-			return fmt.Errorf("prepare claim: %w", err)
-		}
-		defer stmt.Close()
-		granted, err := tx.PrepareContext(ctx, insertEvent)
-		if err != nil {
-			return fmt.Errorf("prepare grant event: %w", err)
-		}
-		defer granted.Close()
+		// One UPDATE per instance type (the deadline depends on the type) and one INSERT for the
+		// grant events: the claim path is the hottest transaction there is.
+		byType := map[string][]candidate{}
+		var typeOrder []string
 		for _, c := range cands {
-			timeout := p.Timeouts[c.typ]
+			if _, ok := byType[c.typ]; !ok {
+				typeOrder = append(typeOrder, c.typ)
+			}
+			byType[c.typ] = append(byType[c.typ], c)
+		}
+		budgetLeft := make(map[int64]float64, len(cands))
+		for _, c := range cands {
+			budgetLeft[c.id] = c.budgetLeft
+		}
+		for _, typ := range typeOrder {
+			timeout := p.Timeouts[typ]
 			if timeout <= 0 {
 				timeout = defaultTimeout
 			}
 			deadline := now + timeout.Milliseconds()
 			expires := now + min(p.LeaseTTL, timeout).Milliseconds()
-			it, err := scanItem(stmt.QueryRowContext(ctx, store.ItemLeased, p.AgentID, p.SessionID, now, deadline,
-				expires, now, c.id, store.ItemPending))
+			idList := make([]int64, len(byType[typ]))
+			for k, c := range byType[typ] {
+				idList[k] = c.id
+			}
+			in, idArgs := inList(idList)
+			rows, err := tx.QueryContext(ctx, `UPDATE items SET state = ?, token = token + 1, attempt = attempt + 1,
+				agent_id = ?, session_id = ?, leased_at = ?, deadline = ?, expires_at = ?, updated_at = ?
+				WHERE state = ? AND id IN `+in+` RETURNING `+itemColumns,
+				append([]any{store.ItemLeased, p.AgentID, p.SessionID, now, deadline, expires, now, store.ItemPending}, idArgs...)...)
 			if err != nil {
-				return fmt.Errorf("claim item %d: %w", c.id, err)
+				return fmt.Errorf("claim %s items: %w", typ, err)
 			}
-			it.BudgetLeftUSD = c.budgetLeft
-			if _, err := granted.ExecContext(ctx, it.ID, it.BatchID, it.InstanceType, it.Token, it.Attempt, store.EventGranted,
-				p.AgentID, "", 0, 0, now); err != nil {
-				return fmt.Errorf("record grant of item %d: %w", c.id, err)
+			for rows.Next() {
+				it, err := scanItem(rows)
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("scan claimed item: %w", err)
+				}
+				it.BudgetLeftUSD = budgetLeft[it.ID]
+				claimed = append(claimed, it)
 			}
-			claimed = append(claimed, it)
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return fmt.Errorf("claim %s items: %w", typ, err)
+			}
+		}
+		// RETURNING order is unspecified; callers get the claim order.
+		sort.Slice(claimed, func(i, j int) bool {
+			if claimed[i].Priority != claimed[j].Priority {
+				return claimed[i].Priority > claimed[j].Priority
+			}
+			return claimed[i].ID < claimed[j].ID
+		})
+		const eventParams = 11
+		for start := 0; start < len(claimed); start += maxRowsPerInsert {
+			chunk := claimed[start:min(start+maxRowsPerInsert, len(claimed))]
+			args := make([]any, 0, len(chunk)*eventParams)
+			for _, it := range chunk {
+				args = append(args, it.ID, it.BatchID, it.InstanceType, it.Token, it.Attempt, store.EventGranted, p.AgentID, "", 0, 0, now)
+			}
+			values := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), ", len(chunk)), ", ")
+			if _, err := tx.ExecContext(ctx, `INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id,
+				message, duration_ms, cost_usd, at) VALUES `+values, args...); err != nil {
+				return fmt.Errorf("record grants: %w", err)
+			}
 		}
 		return nil
 	})
@@ -569,6 +604,9 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 	}
 	return claimed, nil
 }
+
+// maxRowsPerInsert keeps a multi-row INSERT well under SQLite's bound-parameter limit.
+const maxRowsPerInsert = 256
 
 // defaultTimeout bounds a lease whose type has no configured timeout.
 const defaultTimeout = 15 * time.Minute

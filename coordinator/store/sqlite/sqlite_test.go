@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -52,4 +53,20 @@ func TestReopenKeepsState(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rows, 1)
 	require.JSONEq(t, `{"x":1}`, string(rows[0].Dossier))
+}
+
+// go test -bench ClaimAndReport ./coordinator/store/sqlite: one op is one entity leased and its
+// result committed, in groups as the dispatcher and the committer form them.
+func BenchmarkClaimAndReport(b *testing.B) {
+	for _, group := range []int{1, 64, 256} {
+		b.Run(fmt.Sprintf("group=%d", group), func(b *testing.B) {
+			storetest.Bench(b, func(b *testing.B) store.Store {
+				st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "enrich.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				return st
+			}, group)
+		})
+	}
 }
