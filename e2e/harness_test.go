@@ -27,7 +27,20 @@ import (
 
 var binDir string
 
+// neo4jEnv is the test server's NEO4J_* variables as `make test` exported them. TestMain takes
+// them out of the environment, so no coordinator, agent or enrichctl started by these tests
+// inherits them: a coordinator with NEO4J_URI would consolidate every batch into the shared
+// server under the default labels, colliding with every other test that does the same. A test
+// that wants the graph opts in with neo4jCoordinatorEnv and its own labels (neo4j_test.go).
+var neo4jEnv = map[string]string{}
+
 func TestMain(m *testing.M) {
+	for _, k := range []string{"NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD"} {
+		if v, ok := os.LookupEnv(k); ok {
+			neo4jEnv[k] = v
+			os.Unsetenv(k)
+		}
+	}
 	dir, err := os.MkdirTemp("", "enrich-e2e-bin-")
 	if err != nil {
 		panic(err)
@@ -76,10 +89,19 @@ type proc struct {
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startWithEnv(t, nil, name, args...)
+}
+
+// startWithEnv is start with variables added to the test's environment (NAME=value).
+func startWithEnv(t *testing.T, env []string, name string, args ...string) *proc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
 	require.NoError(t, err)
 	cmd := exec.Command(filepath.Join(binDir, name), args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
@@ -129,11 +151,15 @@ type cluster struct {
 	dossiers string
 	coord    *proc
 	args     []string
+	env      []string
 	ctl      enrichv1.ControlServiceClient
 }
 
 type clusterOpts struct {
 	config string // enrich.yaml contents
+	// env is added to the coordinator's environment, e.g. neo4jCoordinatorEnv to opt in to the
+	// test server (TestMain keeps NEO4J_* from every process otherwise).
+	env []string
 }
 
 func newCluster(t *testing.T, opts clusterOpts) *cluster {
@@ -147,8 +173,8 @@ func newCluster(t *testing.T, opts clusterOpts) *cluster {
 		require.NoError(t, os.WriteFile(path, []byte(opts.config), 0o644))
 		args = append(args, "--config", path)
 	}
-	c.args = args
-	c.coord = start(t, "enrich-coordinator", args...)
+	c.args, c.env = args, opts.env
+	c.coord = startWithEnv(t, c.env, "enrich-coordinator", args...)
 	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
@@ -168,7 +194,7 @@ func newCluster(t *testing.T, opts clusterOpts) *cluster {
 func (c *cluster) restartCoordinator() {
 	c.t.Helper()
 	c.coord.stop()
-	c.coord = start(c.t, "enrich-coordinator", c.args...)
+	c.coord = startWithEnv(c.t, c.env, "enrich-coordinator", c.args...)
 }
 
 func (c *cluster) agent(id string, args ...string) *proc {
