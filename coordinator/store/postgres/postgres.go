@@ -161,13 +161,14 @@ func (s *Store) CreateBatch(ctx context.Context, p store.CreateBatchParams) erro
 	})
 }
 
-const batchColumns = `id, source, state, created_at, launched_at, finished_at, consolidated_at, output_dir, consolidation_error`
+const batchColumns = `id, source, state, created_at, launched_at, finished_at, consolidated_at, output_dir, consolidation_error,
+	budget_usd, spent_usd`
 
 func scanBatch(row pgx.Row) (*store.Batch, error) {
 	var b store.Batch
 	var created, launched, finished, consolidated int64
 	if err := row.Scan(&b.ID, &b.Source, &b.State, &created, &launched, &finished, &consolidated,
-		&b.OutputDir, &b.ConsolidationError); err != nil {
+		&b.OutputDir, &b.ConsolidationError, &b.BudgetUSD, &b.SpentUSD); err != nil {
 		return nil, err
 	}
 	b.CreatedAt, b.LaunchedAt, b.FinishedAt, b.ConsolidatedAt = fromMS(created), fromMS(launched), fromMS(finished), fromMS(consolidated)
@@ -227,16 +228,29 @@ func (s *Store) LaunchBatch(ctx context.Context, p store.LaunchBatchParams) erro
 		if st == store.BatchCancelled {
 			return fmt.Errorf("batch %q is cancelled: %w", p.ID, store.ErrInvalidState)
 		}
-		if st == store.BatchRunning && p.InstanceTypes == nil {
+		if st == store.BatchRunning && p.InstanceTypes == nil && p.BudgetUSD <= 0 {
 			return fmt.Errorf("batch %q is already running: %w", p.ID, store.ErrInvalidState)
 		}
+		var budget, spent float64
+		if err := tx.QueryRow(ctx, `SELECT budget_usd, spent_usd FROM batches WHERE id = $1`, p.ID).Scan(&budget, &spent); err != nil {
+			return fmt.Errorf("batch %q budget: %w", p.ID, err)
+		}
+		if p.BudgetUSD > 0 {
+			budget = p.BudgetUSD
+		}
+		if budget > 0 && spent >= budget {
+			return fmt.Errorf("batch %q already spent $%.2f of its $%.2f budget; launch it with a larger budget: %w",
+				p.ID, spent, budget, store.ErrInvalidState)
+		}
 		now := ms(p.Now)
-		if p.InstanceTypes == nil {
+		// Resuming an exhausted batch or raising a running one's budget leaves skipped types alone.
+		resume := st == store.BatchBudgetExhausted || st == store.BatchRunning
+		if p.InstanceTypes == nil && !resume {
 			if _, err := tx.Exec(ctx, `UPDATE items SET state = $1, updated_at = $2 WHERE batch_id = $3 AND state = $4`,
 				store.ItemPending, now, p.ID, store.ItemSkipped); err != nil {
 				return fmt.Errorf("unskip items: %w", err)
 			}
-		} else {
+		} else if p.InstanceTypes != nil {
 			if _, err := tx.Exec(ctx, `UPDATE items SET state = $1, updated_at = $2 WHERE batch_id = $3 AND state = $4 AND instance_type = ANY($5)`,
 				store.ItemPending, now, p.ID, store.ItemSkipped, p.InstanceTypes); err != nil {
 				return fmt.Errorf("unskip items: %w", err)
@@ -262,8 +276,14 @@ func (s *Store) LaunchBatch(ctx context.Context, p store.LaunchBatchParams) erro
 			return fmt.Errorf("batch %q has no items to run for the selected instance types: %w", p.ID, store.ErrInvalidState)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE batches SET state = $1, launched_at = CASE WHEN launched_at = 0 THEN $2 ELSE launched_at END,
-			finished_at = 0 WHERE id = $3`, store.BatchRunning, now, p.ID); err != nil {
+			finished_at = 0, budget_usd = $3 WHERE id = $4`, store.BatchRunning, now, budget, p.ID); err != nil {
 			return fmt.Errorf("launch batch: %w", err)
+		}
+		if st == store.BatchBudgetExhausted {
+			// Resumed: its next end is a new one, to be consolidated again.
+			if _, err := tx.Exec(ctx, `UPDATE batches SET consolidated_at = 0, consolidation_error = '' WHERE id = $1`, p.ID); err != nil {
+				return fmt.Errorf("resume batch: %w", err)
+			}
 		}
 		return s.notify(ctx, tx, []string{p.ID})
 	})
@@ -339,6 +359,9 @@ func (s *Store) RetryFailed(ctx context.Context, p store.RetryFailedParams) (int
 		}
 		if st == store.BatchCancelled || st == store.BatchPrepared {
 			return fmt.Errorf("batch %q is %s: %w", p.ID, st, store.ErrInvalidState)
+		}
+		if st == store.BatchBudgetExhausted {
+			return fmt.Errorf("batch %q spent its budget; launch it with a larger budget first: %w", p.ID, store.ErrInvalidState)
 		}
 		now := ms(p.Now)
 		if _, err := tx.Exec(ctx, `INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
@@ -479,9 +502,10 @@ func (s *Store) ItemByID(ctx context.Context, id int64) (*store.Item, error) {
 }
 
 type candidate struct {
-	id       int64
-	priority int
-	typ      string
+	id         int64
+	priority   int
+	typ        string
+	budgetLeft float64
 }
 
 // claimLockSpace is the first key of the per-type advisory locks that guard fleet-wide caps.
@@ -519,15 +543,18 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 			if room <= 0 {
 				continue
 			}
-			rows, err := tx.Query(ctx, `SELECT i.id, i.priority FROM items i JOIN batches b ON b.id = i.batch_id
+			// A batch out of budget leases nothing more.
+			rows, err := tx.Query(ctx, `SELECT i.id, i.priority, CASE WHEN b.budget_usd > 0 THEN b.budget_usd - b.spent_usd ELSE 0 END
+				FROM items i JOIN batches b ON b.id = i.batch_id
 				WHERE i.instance_type = $1 AND i.state = $2 AND i.next_attempt_at <= $3 AND b.state = $4
+				AND (b.budget_usd = 0 OR b.spent_usd < b.budget_usd)
 				ORDER BY i.priority DESC, i.id LIMIT $5 FOR UPDATE OF i SKIP LOCKED`, typ, store.ItemPending, now, store.BatchRunning, room)
 			if err != nil {
 				return fmt.Errorf("select pending %s: %w", typ, err)
 			}
 			for rows.Next() {
 				c := candidate{typ: typ}
-				if err := rows.Scan(&c.id, &c.priority); err != nil {
+				if err := rows.Scan(&c.id, &c.priority, &c.budgetLeft); err != nil {
 					rows.Close()
 					return err
 				}
@@ -553,7 +580,9 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 		}
 		ids := make([]int64, len(cands))
 		timeouts := make([]int64, len(cands))
+		budgetLeft := make(map[int64]float64, len(cands))
 		for i, c := range cands {
+			budgetLeft[c.id] = c.budgetLeft
 			timeout := p.Timeouts[c.typ]
 			if timeout <= 0 {
 				timeout = defaultTimeout
@@ -592,6 +621,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 		batches := map[string]bool{}
 		for _, id := range ids {
 			if it := byID[id]; it != nil {
+				it.BudgetLeftUSD = budgetLeft[id]
 				claimed = append(claimed, it)
 				batches[it.BatchID] = true
 			}

@@ -65,6 +65,12 @@ const insertEvent = `INSERT INTO events (item_id, batch_id, instance_type, token
 
 func (r *reporter) record(id int64, h *head, token int64, agent string, kind store.EventKind, msg string, m store.Metrics) {
 	r.writes.Queue(insertEvent, id, h.batchID, h.instanceType, token, h.attempt, kind, agent, msg, m.Duration.Milliseconds(), m.CostUSD, r.now)
+	// Every recorded run was paid for, whatever became of its result: it counts against the
+	// batch's budget. (This locks the batch row after the items: the order every writer takes.)
+	if m.CostUSD > 0 {
+		r.writes.Queue(`UPDATE batches SET spent_usd = spent_usd + $1 WHERE id = $2`, m.CostUSD, h.batchID)
+		r.touched[h.batchID] = true
+	}
 }
 
 func (r *reporter) complete(c store.Completion) store.CompletionResult {
@@ -171,20 +177,31 @@ func (r *reporter) flush(ctx context.Context, tx pgx.Tx) error {
 func (r *reporter) finishBatches(ctx context.Context, tx pgx.Tx) ([]string, error) {
 	var finished []string
 	for _, id := range keys(r.touched) {
-		st, err := lockBatch(ctx, tx, id)
-		if err != nil {
-			return nil, err
+		var st store.BatchState
+		var budget, spent float64
+		if err := tx.QueryRow(ctx, `SELECT state, budget_usd, spent_usd FROM batches WHERE id = $1 FOR UPDATE`, id).Scan(&st, &budget, &spent); err != nil {
+			return nil, fmt.Errorf("lock batch %s: %w", id, err)
 		}
 		if st != store.BatchRunning {
 			continue
 		}
-		var open, failed bool
+		var open, leased, failed bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM items WHERE batch_id = $1 AND state IN ($2, $3)),
+			EXISTS (SELECT 1 FROM items WHERE batch_id = $1 AND state = $3),
 			EXISTS (SELECT 1 FROM items WHERE batch_id = $1 AND state = $4)`,
-			id, store.ItemPending, store.ItemLeased, store.ItemFailed).Scan(&open, &failed); err != nil {
+			id, store.ItemPending, store.ItemLeased, store.ItemFailed).Scan(&open, &leased, &failed); err != nil {
 			return nil, fmt.Errorf("open items of %s: %w", id, err)
 		}
 		if open {
+			// Out of budget: nothing new is leased; the batch stops once its runs in flight end.
+			if budget <= 0 || spent < budget || leased {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `UPDATE batches SET state = $1, finished_at = $2 WHERE id = $3`,
+				store.BatchBudgetExhausted, r.now, id); err != nil {
+				return nil, fmt.Errorf("stop batch %s at its budget: %w", id, err)
+			}
+			finished = append(finished, id)
 			continue
 		}
 		end := store.BatchCompleted
