@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -21,6 +22,9 @@ import (
 type Security struct {
 	// TLS, when set, serves gRPC and HTTP over TLS (tlsutil.Reloader.Config reloads it).
 	TLS *tls.Config
+	// HTTPTLS is the HTTP listener's TLS (tlsutil.Reloader.HTTPConfig: client certificates are
+	// never required there, so probes work); nil uses TLS.
+	HTTPTLS *tls.Config
 	// Guard checks tokens and roles; nil turns authentication off.
 	Guard *auth.Guard
 }
@@ -59,10 +63,11 @@ func (s *Server) securityOptions() []grpc.ServerOption {
 
 // httpListener wraps the HTTP listener in TLS when TLS is on.
 func (s *Server) httpListener(l net.Listener) net.Listener {
-	if s.sec.TLS == nil || l == nil {
+	cfg := cmp.Or(s.sec.HTTPTLS, s.sec.TLS)
+	if cfg == nil || l == nil {
 		return l
 	}
-	return tls.NewListener(l, s.sec.TLS)
+	return tls.NewListener(l, cfg)
 }
 
 // CheckExposure refuses plaintext on an address other hosts can reach unless the operator

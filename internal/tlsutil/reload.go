@@ -174,7 +174,14 @@ func (r *Reloader) Certificate() *tls.Certificate { return r.current().cert }
 
 // Config returns the server TLS configuration; every handshake asks the Reloader for the
 // certificate and client CA pool in use at that moment.
-func (r *Reloader) Config() *tls.Config {
+func (r *Reloader) Config() *tls.Config { return r.config(r.opts.ClientAuth == ClientAuthRequire) }
+
+// HTTPConfig is Config that verifies a client certificate when one is sent but never requires
+// one: load balancers' probes and browsers reach /healthz and the dashboard without a client
+// certificate, and tokens guard the rest.
+func (r *Reloader) HTTPConfig() *tls.Config { return r.config(false) }
+
+func (r *Reloader) config(requireClientCert bool) *tls.Config {
 	base := &tls.Config{MinVersion: tls.VersionTLS12}
 	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 		cur := r.current()
@@ -187,7 +194,7 @@ func (r *Reloader) Config() *tls.Config {
 		if cur.clients != nil {
 			cfg.ClientCAs = cur.clients
 			cfg.ClientAuth = tls.VerifyClientCertIfGiven
-			if r.opts.ClientAuth == ClientAuthRequire {
+			if requireClientCert {
 				cfg.ClientAuth = tls.RequireAndVerifyClientCert
 			}
 		}

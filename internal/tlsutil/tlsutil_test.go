@@ -120,6 +120,10 @@ func TestServerAndMutualTLS(t *testing.T) {
 		got, err := roundTrip(addr, clientCfg(t, dir, true))
 		require.NoError(t, err)
 		require.Equal(t, "ok", got)
+		// The HTTP listener's configuration never requires one (probes, browsers).
+		got, err = roundTrip(serve(t, r.HTTPConfig()), clientCfg(t, dir, false))
+		require.NoError(t, err)
+		require.Equal(t, "ok", got)
 	})
 	t.Run("untrusted client certificate", func(t *testing.T) {
 		t.Parallel()

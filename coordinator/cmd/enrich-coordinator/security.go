@@ -54,7 +54,7 @@ func security(cfg *config.Config, log hclog.Logger) (coordinator.Security, func(
 			slog.Info("TLS certificate reloaded", "cert", cfg.TLS.Cert, "not_after", r.Certificate().Leaf.NotAfter)
 		}
 		reloader = r
-		sec.TLS = r.Config()
+		sec.TLS, sec.HTTPTLS = r.Config(), r.HTTPConfig()
 	}
 	clientAuth := cfg.TLS.ClientAuth
 	if clientAuth == "" && cfg.TLS.ClientCA != "" {
