@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/sportsintel/enrich/coordinator/consolidate"
+	"github.com/sportsintel/enrich/coordinator/graph"
 	"github.com/sportsintel/enrich/coordinator/store"
 )
 
@@ -24,7 +25,8 @@ func (s *Server) batchesFinished(ctx context.Context, ids []string) {
 	}
 }
 
-// resumeConsolidation consolidates batches that ended while no coordinator was there to do it.
+// resumeConsolidation consolidates batches that ended while no coordinator was there to do it,
+// and plans a new try for those whose graph write gave up on an unreachable server.
 func (s *Server) resumeConsolidation(ctx context.Context) {
 	if !s.cfg.Consolidation.AutoEnabled() {
 		return
@@ -35,21 +37,26 @@ func (s *Server) resumeConsolidation(ctx context.Context) {
 		return
 	}
 	for _, b := range list {
-		if b.State.Terminal() && b.ConsolidatedAt.IsZero() && b.ConsolidationError == "" {
+		switch {
+		case !b.State.Terminal() || !b.ConsolidatedAt.IsZero():
+		case b.ConsolidationError == "":
 			s.goBackground(func() { _, _ = s.consolidate(ctx, b.ID) })
+		case graph.Unavailable(b.ConsolidationError) && s.cfg.Neo4j.Enabled():
+			s.graphRetries.plan(s, b.ID)
 		}
 	}
 }
 
-// consolidate writes a batch's outputs (PDFs too when the configuration asks for them) and
-// records the outcome on the batch.
+// consolidate writes a batch's outputs (PDFs too when the configuration asks for them) into the
+// configured graph and records the outcome on the batch.
 func (s *Server) consolidate(ctx context.Context, id string) (*consolidate.Summary, error) {
-	return s.consolidateWith(ctx, id, s.cfg.Consolidation.PDF)
+	return s.consolidateWith(ctx, id, s.cfg.Consolidation.PDF, nil)
 }
 
-// consolidateWith is consolidate with PDF export chosen by the caller. Consolidations run one at
-// a time: they are I/O bound and rare.
-func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool) (*consolidate.Summary, error) {
+// consolidateWith is consolidate with PDF export chosen by the caller and, when target is set,
+// the graph written into that server instead of the configured one. Consolidations run one at a
+// time: they are I/O bound and rare.
+func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool, target *graph.Conn) (*consolidate.Summary, error) {
 	s.consolidating.Lock()
 	defer s.consolidating.Unlock()
 	log := s.log.Named("consolidate").With("batch_id", id)
@@ -58,7 +65,7 @@ func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool) (*con
 	if err == nil {
 		// The dossiers are on disk and in the store already: a graph failure loses nothing and
 		// is recorded on the batch, and consolidating again resumes the write.
-		graphErr = s.writeGraph(ctx, log, id, sum)
+		graphErr = s.writeGraph(ctx, log, id, sum, target)
 	}
 	if err == nil && pdf {
 		sum.PDFs, err = consolidate.WritePDFs(sum)
@@ -80,6 +87,14 @@ func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool) (*con
 	}
 	if merr := s.st.MarkConsolidated(ctx, mark); merr != nil && ctx.Err() == nil {
 		log.Error("record consolidation", "error", merr)
+	}
+	switch {
+	case err == nil:
+		s.graphRetries.done(id)
+	case target == nil && graph.Unavailable(mark.Error) && ctx.Err() == nil:
+		// Only a write to the configured server is tried again by itself: an operator's
+		// one-off target (enrichctl consolidate --neo4j) is theirs to repeat.
+		s.graphRetries.plan(s, id)
 	}
 	s.hub.publish(id)
 	return sum, err

@@ -20,7 +20,7 @@ func (s *Server) graphOptions() graph.Options {
 // writeGraph puts a consolidated batch into the knowledge graph: into Neo4j when neo4j.uri is
 // set, otherwise into graph.cypher and JSON Lines files in the batch folder. The outcome becomes
 // the report's graph section either way; an error says why the graph is not complete.
-func (s *Server) writeGraph(ctx context.Context, log hclog.Logger, id string, sum *consolidate.Summary) error {
+func (s *Server) writeGraph(ctx context.Context, log hclog.Logger, id string, sum *consolidate.Summary, target *graph.Conn) error {
 	results, err := s.st.Results(ctx, id)
 	if err != nil {
 		return fmt.Errorf("graph: read results: %w", err)
@@ -41,10 +41,13 @@ func (s *Server) writeGraph(ctx context.Context, log hclog.Logger, id string, su
 	}
 	var rep *graph.Report
 	n := s.cfg.Neo4j
-	if !n.Enabled() {
+	switch {
+	case target != nil:
+		rep, err = s.writeNeo4j(ctx, log, plan, *target)
+	case n.Enabled():
+		rep, err = s.writeNeo4j(ctx, log, plan, graph.Conn{URI: n.URI, User: n.User, Password: n.Password, Database: n.Database})
+	default:
 		rep, err = graph.WriteFiles(sum.Dir, opts, plan)
-	} else {
-		rep, err = s.writeNeo4j(ctx, log, plan)
 	}
 	if rep != nil {
 		if err != nil {
@@ -66,15 +69,17 @@ func (s *Server) writeGraph(ctx context.Context, log hclog.Logger, id string, su
 	return nil
 }
 
-func (s *Server) writeNeo4j(ctx context.Context, log hclog.Logger, plan *graph.Plan) (*graph.Report, error) {
+// writeNeo4j writes the plan into one server. conn's password is used to connect and nothing
+// else: reports and logs carry conn.Redacted().
+func (s *Server) writeNeo4j(ctx context.Context, log hclog.Logger, plan *graph.Plan, conn graph.Conn) (*graph.Report, error) {
 	n := s.cfg.Neo4j
-	conn := graph.Conn{URI: n.URI, User: n.User, Password: n.Password, Database: n.Database}
 	d, err := graph.Open(conn)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close(context.WithoutCancel(ctx))
-	sink := &graph.Sink{Driver: d, Database: n.Database, Opts: s.graphOptions(), RetryTimeout: n.RetryTimeout.D(),
+	log = log.With("neo4j", conn.Redacted())
+	sink := &graph.Sink{Driver: d, Database: conn.Database, Opts: s.graphOptions(), RetryTimeout: n.RetryTimeout.D(),
 		Logf: func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }}
 	rep, err := sink.Write(ctx, plan)
 	if rep != nil {

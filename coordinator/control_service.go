@@ -16,8 +16,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sportsintel/enrich/coordinator/consolidate"
+	"github.com/sportsintel/enrich/coordinator/graph"
 	"github.com/sportsintel/enrich/coordinator/store"
 	enrichv1 "github.com/sportsintel/enrich/gen/enrich/v1"
 )
@@ -98,15 +100,33 @@ type classified struct {
 func (c *controlService) PrepareBatch(ctx context.Context, req *enrichv1.PrepareBatchRequest) (*enrichv1.PrepareBatchResponse, error) {
 	s := c.s
 	ents := req.GetEntities()
+	capacity, err := s.capacities(req.GetCapacity())
+	if err != nil {
+		return nil, err
+	}
+	source := keepHead(filepath.Base(req.GetSource()), 256)
+	var notRead map[string]int32
+	if src := req.GetNeo4JSource(); src != nil {
+		if len(ents) > 0 {
+			return nil, status.Error(codes.InvalidArgument, "entities and neo4j_source are exclusive: give one")
+		}
+		if req.GetSize() < 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "size must not be negative, got %d", req.GetSize())
+		}
+		sel, err := s.selectFromNeo4j(ctx, src, capacity, int(req.GetSize()))
+		if err != nil {
+			return nil, err
+		}
+		if len(sel.entities) == 0 {
+			return nil, sel.empty()
+		}
+		ents, notRead, source = sel.entities, sel.notRead, keepHead(sel.source, 256)
+	}
 	if len(ents) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "no entities: the batch would be empty")
 	}
 	if len(ents) > maxEntitiesPerBatch {
 		return nil, status.Errorf(codes.InvalidArgument, "%d entities: at most %d per batch", len(ents), maxEntitiesPerBatch)
-	}
-	capacity, err := s.capacities(req.GetCapacity())
-	if err != nil {
-		return nil, err
 	}
 	var bad problems
 	seen := map[string]int32{}
@@ -159,6 +179,9 @@ func (c *controlService) PrepareBatch(ctx context.Context, req *enrichv1.Prepare
 	sort.SliceStable(items, func(i, j int) bool { return items[i].priority > items[j].priority })
 	taken := map[string]int{}
 	leftOut := map[string]int32{}
+	for inst, n := range notRead {
+		leftOut[inst] += n
+	}
 	var chosen []classified
 	for _, it := range items {
 		if taken[it.instance] >= capacity[it.instance] || (req.GetSize() > 0 && len(chosen) >= int(req.GetSize())) {
@@ -185,7 +208,6 @@ func (c *controlService) PrepareBatch(ctx context.Context, req *enrichv1.Prepare
 	}
 	now := s.now()
 	id := batchID(now)
-	source := keepHead(filepath.Base(req.GetSource()), 256)
 	if err := s.st.CreateBatch(ctx, store.CreateBatchParams{ID: id, Source: source, CreatedAt: now,
 		OutputDir: s.outputDir(id, now), Items: newItems}); err != nil {
 		return nil, storeError(err)
@@ -407,9 +429,17 @@ func (c *controlService) ConsolidateBatch(ctx context.Context, req *enrichv1.Con
 	if b.State == store.BatchPrepared {
 		return nil, status.Errorf(codes.FailedPrecondition, "batch %s was never launched: nothing to consolidate", b.ID)
 	}
-	sum, err := s.consolidateWith(ctx, b.ID, req.GetPdf() || s.cfg.Consolidation.PDF)
+	target, err := neo4jTarget(req.GetNeo4J())
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "consolidate %s: %v", b.ID, err)
+		return nil, err
+	}
+	sum, err := s.consolidateWith(ctx, b.ID, req.GetPdf() || s.cfg.Consolidation.PDF, target)
+	if err != nil {
+		code := codes.Internal
+		if graph.Unavailable(err.Error()) {
+			code = codes.Unavailable
+		}
+		return nil, status.Errorf(code, "consolidate %s: %v", b.ID, err)
 	}
 	pb, err := s.batchProto(ctx, b.ID)
 	return &enrichv1.ConsolidateBatchResponse{Batch: pb, OutputDir: sum.Dir, Dossiers: int32(sum.Dossiers), Pdfs: int32(sum.PDFs)}, err
@@ -508,6 +538,9 @@ func (s *Server) batchProto(ctx context.Context, id string) (*enrichv1.Batch, er
 		Source:             b.Source,
 		ConsolidationError: b.ConsolidationError,
 		BudgetUsd:          b.BudgetUSD,
+	}
+	if at := s.graphRetries.next(b.ID); !at.IsZero() && b.ConsolidationError != "" {
+		out.ConsolidationRetryAt = timestamppb.New(at)
 	}
 	for _, name := range consolidate.OrderedKeys(counts, s.cfg.InstanceNames()) {
 		c := counts[name]

@@ -130,11 +130,8 @@ func writeBatch(w io.Writer, b *enrichv1.Batch) error {
 	fmt.Fprintf(h, "created\t%s\n", fmtTime(b.GetCreatedAt()))
 	fmt.Fprintf(h, "launched\t%s\n", fmtTime(b.GetLaunchedAt()))
 	fmt.Fprintf(h, "finished\t%s\n", fmtTime(b.GetFinishedAt()))
-	fmt.Fprintf(h, "consolidated\t%s\n", fmtTime(b.GetConsolidatedAt()))
+	fmt.Fprintf(h, "consolidation\t%s\n", consolidationState(b))
 	fmt.Fprintf(h, "output dir\t%s\n", orDash(b.GetOutputDir()))
-	if e := b.GetConsolidationError(); e != "" {
-		fmt.Fprintf(h, "consolidation error\t%s\n", e)
-	}
 	if err := h.Flush(); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -150,4 +151,46 @@ func TestUnavailableHint(t *testing.T) {
 	require.Equal(t, ExitFailure, code)
 	require.Contains(t, stderr.String(), "enrichctl: Unavailable: ")
 	require.Contains(t, stderr.String(), "is the coordinator running at 127.0.0.1:1?")
+}
+
+// --from neo4j sends a selection instead of entities: types, --priority as a minimum (only
+// when given), --stale-after in days or weeks as a duration.
+func TestPrepareFromNeo4jSendsASelection(t *testing.T) {
+	t.Parallel()
+	ok := func(context.Context, *enrichv1.PrepareBatchRequest) (*enrichv1.PrepareBatchResponse, error) {
+		return &enrichv1.PrepareBatchResponse{Batch: &enrichv1.Batch{Id: "20260108-120000-1a2b3c", Source: "neo4j:Club stale-after=720h0m0s"}}, nil
+	}
+	b := setupPrepare(t, ok)
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"--addr", b.addr, "prepare", "--from", "neo4j", "--types", "Club,Person", "--priority", "high",
+		"--stale-after", "30d", "--size", "90"}, &stdout, &stderr)
+	require.Equal(t, ExitOK, code, stderr.String())
+	require.Equal(t, "20260108-120000-1a2b3c\n", stdout.String())
+	req := b.request()
+	require.Empty(t, req.GetEntities())
+	require.Equal(t, int32(90), req.GetSize())
+	src := req.GetNeo4JSource()
+	require.NotNil(t, src)
+	require.Equal(t, []string{"Club", "Person"}, src.GetEntityTypes())
+	require.Equal(t, enrichv1.Priority_PRIORITY_HIGH, src.GetMinPriority())
+	require.Equal(t, 30*24*time.Hour, src.GetStaleAfter().AsDuration())
+
+	b = setupPrepare(t, ok)
+	code = Main([]string{"--addr", b.addr, "prepare", "--from", "neo4j", "--stale-after", "2w"}, &stdout, &stderr)
+	require.Equal(t, ExitOK, code, stderr.String())
+	src = b.request().GetNeo4JSource()
+	require.Equal(t, enrichv1.Priority_PRIORITY_UNSPECIFIED, src.GetMinPriority(), "no --priority: every priority")
+	require.Empty(t, src.GetEntityTypes(), "no --types: every type with a label")
+	require.Equal(t, 14*24*time.Hour, src.GetStaleAfter().AsDuration())
+
+	for _, args := range [][]string{
+		{"prepare", "--from", "neo4j", "--stale-after", "30"},
+		{"prepare", "--from", "neo4j", "--stale-after", "-1d"},
+		{"prepare", "--from", "neo4j", "--stale-after", "d"},
+		{"prepare", "--from", b.file, "--types", "Club"},
+		{"prepare", "--from", b.file, "--stale-after", "30d"},
+	} {
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, ExitUsage, Main(append([]string{"--addr", b.addr}, args...), &stdout, &stderr), "%v", args)
+	}
 }

@@ -138,3 +138,25 @@ func printStatusWithFailed(p *printer, b *enrichv1.Batch, failed []*enrichv1.Ite
 	_, err = fmt.Fprintf(p.out, "%s\n", out)
 	return err
 }
+
+// consolidationState is the status line of a batch's consolidation: "-" while the batch runs,
+// then pending, done with its time, or failed with the reason and what happens next.
+func consolidationState(b *enrichv1.Batch) string {
+	if at := b.GetConsolidatedAt(); at.IsValid() && b.GetConsolidationError() == "" {
+		return "done " + fmtTime(at)
+	}
+	if e := b.GetConsolidationError(); e != "" {
+		// One line: a driver's error may span several.
+		e = strings.Join(strings.Fields(e), " ")
+		if at := b.GetConsolidationRetryAt(); at.IsValid() {
+			return fmt.Sprintf("failed: %s (results are kept; the coordinator tries again at %s)", e, fmtTime(at))
+		}
+		return fmt.Sprintf("failed: %s (results are kept; run: enrichctl consolidate %s)", e, b.GetId())
+	}
+	switch b.GetState() {
+	case enrichv1.BatchState_BATCH_STATE_COMPLETED, enrichv1.BatchState_BATCH_STATE_COMPLETED_WITH_FAILURES,
+		enrichv1.BatchState_BATCH_STATE_CANCELLED:
+		return "pending"
+	}
+	return "-"
+}

@@ -38,16 +38,52 @@ func TestWriteBatch(t *testing.T) {
 	require.NoError(t, writeBatch(&out, runningBatch()))
 	text := out.String()
 
-	require.Contains(t, text, "state         running\n")
-	require.Contains(t, text, "created       2026-01-08T12:00:00Z\n")
-	require.Contains(t, text, "launched      2026-01-08T12:00:01Z\n", "times print in UTC")
-	require.Contains(t, text, "finished      -\n")
+	require.Contains(t, text, "state          running\n")
+	require.Contains(t, text, "created        2026-01-08T12:00:00Z\n")
+	require.Contains(t, text, "launched       2026-01-08T12:00:01Z\n", "times print in UTC")
+	require.Contains(t, text, "finished       -\n")
 	require.Contains(t, text,
 		"TYPE      TOTAL  DONE  FAILED  IN-FLIGHT  PENDING  RETRYING  SKIPPED  CANCELLED  AGENTS  SLOTS  P50  ETA    ERRORS  COST\n"+
 			"entities  50     12    1       4          33       2         0        0          2       8      42s  3m10s  19%     $1.50\n"+
 			"leagues   15     0     0       0          15       0         0        0          0       0      -    -      -       $0.00\n"+
 			"waiting for an agent serving \"leagues\"\n")
 	require.Equal(t, 1, strings.Count(text, "waiting for an agent"), "only the instance type without agents waits")
+}
+
+// The consolidation line says where a batch's outputs stand: not yet due, pending, done, or
+// failed with the reason and whether the coordinator will try again by itself.
+func TestConsolidationLine(t *testing.T) {
+	t.Parallel()
+
+	line := func(b *enrichv1.Batch) string {
+		var out bytes.Buffer
+		require.NoError(t, writeBatch(&out, b))
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "consolidation ") {
+				return strings.TrimSpace(strings.TrimPrefix(l, "consolidation "))
+			}
+		}
+		t.Fatalf("no consolidation line in:\n%s", out.String())
+		return ""
+	}
+	b := runningBatch()
+	require.Equal(t, "-", line(b), "a running batch has nothing to consolidate yet")
+
+	b.State = enrichv1.BatchState_BATCH_STATE_COMPLETED
+	require.Equal(t, "pending", line(b))
+
+	b.ConsolidationError = "graph: write entities (chunk 1 of 2): neo4j unavailable after 2m0s of retries:\nConnectivityError"
+	b.ConsolidationRetryAt = timestamppb.New(time.Date(2026, 1, 8, 14, 0, 0, 0, time.UTC))
+	require.Equal(t, "failed: graph: write entities (chunk 1 of 2): neo4j unavailable after 2m0s of retries: ConnectivityError "+
+		"(results are kept; the coordinator tries again at 2026-01-08T14:00:00Z)", line(b))
+
+	b.ConsolidationRetryAt = nil
+	require.Equal(t, "failed: graph: write entities (chunk 1 of 2): neo4j unavailable after 2m0s of retries: ConnectivityError "+
+		"(results are kept; run: enrichctl consolidate 20260108-120000-1a2b3c)", line(b))
+
+	b.ConsolidationError = ""
+	b.ConsolidatedAt = timestamppb.New(time.Date(2026, 1, 8, 14, 5, 0, 0, time.UTC))
+	require.Equal(t, "done 2026-01-08T14:05:00Z", line(b))
 }
 
 func TestStatusNewestBatch(t *testing.T) {
@@ -65,7 +101,7 @@ func TestStatusNewestBatch(t *testing.T) {
 	code := Main([]string{"--addr", addr, "status"}, &stdout, &stderr)
 
 	require.Equal(t, ExitOK, code, stderr.String())
-	require.Contains(t, stdout.String(), "batch         20260108-120000-1a2b3c\n")
+	require.Contains(t, stdout.String(), "batch          20260108-120000-1a2b3c\n")
 	require.Contains(t, stdout.String(), "waiting for an agent serving \"leagues\"\n")
 }
 

@@ -19,6 +19,11 @@ const (
 	DefaultNeo4jUnverifiedLabel = "Unverified"
 	DefaultNeo4jRetryTimeout    = 2 * time.Minute
 	DefaultNeo4jMissingTarget   = MissingTargetStub
+	// A consolidation whose graph write gave up is tried again after 1m, 2m, 4m, ... up to 30m
+	// apart, 8 times (about two hours of outage) before it waits for an operator.
+	DefaultNeo4jConsolidationRetries       = 8
+	DefaultNeo4jConsolidationRetryDelay    = time.Minute
+	DefaultNeo4jConsolidationRetryMaxDelay = 30 * time.Minute
 )
 
 // Values of Neo4jConfig.MissingTarget.
@@ -64,6 +69,21 @@ type Neo4jConfig struct {
 	// RetryTimeout bounds how long one consolidation keeps retrying an
 	// unreachable server before it records the failure.
 	RetryTimeout Duration `yaml:"retry_timeout"`
+	// ConsolidationRetries bounds how often the coordinator consolidates a batch again by
+	// itself after its graph write gave up on an unreachable server (0: never); the delay
+	// starts at ConsolidationRetryDelay and doubles up to ConsolidationRetryMaxDelay.
+	ConsolidationRetries       int      `yaml:"consolidation_retries"`
+	ConsolidationRetryDelay    Duration `yaml:"consolidation_retry_delay"`
+	ConsolidationRetryMaxDelay Duration `yaml:"consolidation_retry_max_delay"`
+}
+
+// RetryDelay is the wait before the attempt-th automatic consolidation retry (1-based).
+func (n Neo4jConfig) RetryDelay(attempt int) time.Duration {
+	d := n.ConsolidationRetryDelay.D()
+	for i := 1; i < attempt && d < n.ConsolidationRetryMaxDelay.D(); i++ {
+		d *= 2
+	}
+	return min(d, n.ConsolidationRetryMaxDelay.D())
 }
 
 // Enabled reports whether a server is configured.
@@ -99,7 +119,25 @@ func defaultNeo4j() Neo4jConfig {
 		SourceLabel:       DefaultNeo4jSourceLabel,
 		UnverifiedLabel:   DefaultNeo4jUnverifiedLabel,
 		RetryTimeout:      Duration(DefaultNeo4jRetryTimeout),
+
+		ConsolidationRetries:       DefaultNeo4jConsolidationRetries,
+		ConsolidationRetryDelay:    Duration(DefaultNeo4jConsolidationRetryDelay),
+		ConsolidationRetryMaxDelay: Duration(DefaultNeo4jConsolidationRetryMaxDelay),
 	}
+}
+
+// CheckNeo4jURI checks that uri is a Neo4j address the driver accepts.
+func CheckNeo4jURI(uri string) error {
+	u, err := url.Parse(uri)
+	switch {
+	case err != nil:
+		return err
+	case !slices.Contains(uriSchemes, u.Scheme):
+		return fmt.Errorf("scheme %q is not one of %s", u.Scheme, strings.Join(uriSchemes, ", "))
+	case u.Host == "":
+		return fmt.Errorf("%q names no host", uri)
+	}
+	return nil
 }
 
 // applyEnv reads NEO4J_URI and NEO4J_USER over the file, and the password
@@ -133,14 +171,8 @@ func (n Neo4jConfig) validate() []error {
 		errs = append(errs, fmt.Errorf("neo4j.%s: %s", path, fmt.Sprintf(format, args...)))
 	}
 	if n.URI != "" {
-		u, err := url.Parse(n.URI)
-		switch {
-		case err != nil:
+		if err := CheckNeo4jURI(n.URI); err != nil {
 			add("uri", "%v", err)
-		case !slices.Contains(uriSchemes, u.Scheme):
-			add("uri", "scheme %q is not one of %s", u.Scheme, strings.Join(uriSchemes, ", "))
-		case u.Host == "":
-			add("uri", "%q names no host", n.URI)
 		}
 	}
 	if n.PasswordEnv != "" && !envNameRE.MatchString(n.PasswordEnv) {
@@ -182,6 +214,15 @@ func (n Neo4jConfig) validate() []error {
 	}
 	if n.RetryTimeout < 0 {
 		add("retry_timeout", "must not be negative")
+	}
+	if n.ConsolidationRetries < 0 || n.ConsolidationRetries > 1000 {
+		add("consolidation_retries", "must be between 0 and 1000, got %d", n.ConsolidationRetries)
+	}
+	if n.ConsolidationRetryDelay < Duration(time.Second) {
+		add("consolidation_retry_delay", "must be at least 1s")
+	}
+	if n.ConsolidationRetryMaxDelay < n.ConsolidationRetryDelay {
+		add("consolidation_retry_max_delay", "must not be shorter than consolidation_retry_delay")
 	}
 	return errs
 }

@@ -70,3 +70,31 @@ func TestNeo4jRejectsNamesThatWouldBeCypher(t *testing.T) {
 		require.Contains(t, err.Error(), "neo4j.", name)
 	}
 }
+
+// Automatic consolidation retries back off by doubling up to the maximum, and nonsense values
+// are refused.
+func TestNeo4jConsolidationRetries(t *testing.T) {
+	t.Parallel()
+	c, err := LoadWith(writeConfig(t, "neo4j:\n  consolidation_retries: 3\n  consolidation_retry_delay: 10s\n  consolidation_retry_max_delay: 25s\n"), noEnv)
+	require.NoError(t, err)
+	n := c.Neo4j
+	require.Equal(t, 3, n.ConsolidationRetries)
+	require.Equal(t, []time.Duration{10 * time.Second, 20 * time.Second, 25 * time.Second, 25 * time.Second},
+		[]time.Duration{n.RetryDelay(1), n.RetryDelay(2), n.RetryDelay(3), n.RetryDelay(40)})
+
+	d, err := LoadWith("", noEnv)
+	require.NoError(t, err)
+	require.Equal(t, DefaultNeo4jConsolidationRetries, d.Neo4j.ConsolidationRetries)
+	require.Equal(t, time.Minute, d.Neo4j.RetryDelay(1))
+	require.Equal(t, 30*time.Minute, d.Neo4j.RetryDelay(8))
+
+	for name, body := range map[string]string{
+		"negative retries": "neo4j:\n  consolidation_retries: -1\n",
+		"tiny delay":       "neo4j:\n  consolidation_retry_delay: 10ms\n",
+		"max below delay":  "neo4j:\n  consolidation_retry_delay: 1m\n  consolidation_retry_max_delay: 30s\n",
+	} {
+		_, err := LoadWith(writeConfig(t, body), noEnv)
+		require.Error(t, err, name)
+		require.Contains(t, err.Error(), "neo4j.consolidation_retr", name)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
@@ -211,7 +212,7 @@ func (s *Sink) retry(ctx context.Context, rep *Report, f func() error) error {
 			return err
 		}
 		if time.Now().Add(delay).After(deadline) {
-			return fmt.Errorf("neo4j still unavailable after %s: %w", budget, err)
+			return fmt.Errorf("%w after %s of retries: %w", ErrUnavailable, budget, err)
 		}
 		rep.Retries++
 		if s.Logf != nil {
@@ -226,6 +227,16 @@ func (s *Sink) retry(ctx context.Context, rep *Report, f func() error) error {
 		}
 		delay = min(delay*2, 10*time.Second)
 	}
+}
+
+// ErrUnavailable marks a write that gave up because the server stayed unreachable for the whole
+// retry budget. Its text is part of the recorded consolidation error (see Unavailable), so a
+// restarted coordinator still knows that a later try may succeed.
+var ErrUnavailable = errors.New("neo4j unavailable")
+
+// Unavailable reports whether a recorded error message came from ErrUnavailable.
+func Unavailable(message string) bool {
+	return strings.Contains(message, ErrUnavailable.Error()+" after ")
 }
 
 // Retryable reports whether err may go away on another try: the server is unreachable,

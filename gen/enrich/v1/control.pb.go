@@ -9,6 +9,7 @@ package enrichv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -31,7 +32,10 @@ type PrepareBatchRequest struct {
 	// Priority of entities that carry none.
 	DefaultPriority Priority `protobuf:"varint,4,opt,name=default_priority,json=defaultPriority,proto3,enum=enrich.v1.Priority" json:"default_priority,omitempty"`
 	// Overrides of an instance type's batch capacity, keyed by instance type name or alias ("1").
-	Capacity      map[string]int32 `protobuf:"bytes,5,rep,name=capacity,proto3" json:"capacity,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Capacity map[string]int32 `protobuf:"bytes,5,rep,name=capacity,proto3" json:"capacity,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Select the entities from the coordinator's knowledge graph (its neo4j configuration)
+	// instead of listing them in entities; the two are exclusive.
+	Neo4JSource   *Neo4JSource `protobuf:"bytes,6,opt,name=neo4j_source,json=neo4jSource,proto3" json:"neo4j_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -101,6 +105,80 @@ func (x *PrepareBatchRequest) GetCapacity() map[string]int32 {
 	return nil
 }
 
+func (x *PrepareBatchRequest) GetNeo4JSource() *Neo4JSource {
+	if x != nil {
+		return x.Neo4JSource
+	}
+	return nil
+}
+
+// Neo4jSource selects entity nodes, most important and stalest first. Labels come from the
+// coordinator's configuration (neo4j.labels), never from the request.
+type Neo4JSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Entity types to select (Club, Person, ...); empty selects every entity type that has a label.
+	EntityTypes []string `protobuf:"bytes,1,rep,name=entity_types,json=entityTypes,proto3" json:"entity_types,omitempty"`
+	// Only entities of at least this priority (the node's priority property: high, normal or low;
+	// a node without one counts as normal). Unspecified selects every priority.
+	MinPriority Priority `protobuf:"varint,2,opt,name=min_priority,json=minPriority,proto3,enum=enrich.v1.Priority" json:"min_priority,omitempty"`
+	// Only entities never enriched or enriched (enriched_at) longer ago than this. Unset selects
+	// them regardless of age.
+	StaleAfter    *durationpb.Duration `protobuf:"bytes,3,opt,name=stale_after,json=staleAfter,proto3" json:"stale_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Neo4JSource) Reset() {
+	*x = Neo4JSource{}
+	mi := &file_enrich_v1_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Neo4JSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Neo4JSource) ProtoMessage() {}
+
+func (x *Neo4JSource) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Neo4JSource.ProtoReflect.Descriptor instead.
+func (*Neo4JSource) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Neo4JSource) GetEntityTypes() []string {
+	if x != nil {
+		return x.EntityTypes
+	}
+	return nil
+}
+
+func (x *Neo4JSource) GetMinPriority() Priority {
+	if x != nil {
+		return x.MinPriority
+	}
+	return Priority_PRIORITY_UNSPECIFIED
+}
+
+func (x *Neo4JSource) GetStaleAfter() *durationpb.Duration {
+	if x != nil {
+		return x.StaleAfter
+	}
+	return nil
+}
+
 type PrepareBatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Batch *Batch                 `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
@@ -112,7 +190,7 @@ type PrepareBatchResponse struct {
 
 func (x *PrepareBatchResponse) Reset() {
 	*x = PrepareBatchResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[1]
+	mi := &file_enrich_v1_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -124,7 +202,7 @@ func (x *PrepareBatchResponse) String() string {
 func (*PrepareBatchResponse) ProtoMessage() {}
 
 func (x *PrepareBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[1]
+	mi := &file_enrich_v1_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -137,7 +215,7 @@ func (x *PrepareBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareBatchResponse.ProtoReflect.Descriptor instead.
 func (*PrepareBatchResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PrepareBatchResponse) GetBatch() *Batch {
@@ -169,7 +247,7 @@ type LaunchBatchRequest struct {
 
 func (x *LaunchBatchRequest) Reset() {
 	*x = LaunchBatchRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[2]
+	mi := &file_enrich_v1_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -181,7 +259,7 @@ func (x *LaunchBatchRequest) String() string {
 func (*LaunchBatchRequest) ProtoMessage() {}
 
 func (x *LaunchBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[2]
+	mi := &file_enrich_v1_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -194,7 +272,7 @@ func (x *LaunchBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LaunchBatchRequest.ProtoReflect.Descriptor instead.
 func (*LaunchBatchRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LaunchBatchRequest) GetBatchId() string {
@@ -227,7 +305,7 @@ type LaunchBatchResponse struct {
 
 func (x *LaunchBatchResponse) Reset() {
 	*x = LaunchBatchResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[3]
+	mi := &file_enrich_v1_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -239,7 +317,7 @@ func (x *LaunchBatchResponse) String() string {
 func (*LaunchBatchResponse) ProtoMessage() {}
 
 func (x *LaunchBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[3]
+	mi := &file_enrich_v1_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -252,7 +330,7 @@ func (x *LaunchBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LaunchBatchResponse.ProtoReflect.Descriptor instead.
 func (*LaunchBatchResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LaunchBatchResponse) GetBatch() *Batch {
@@ -271,7 +349,7 @@ type GetBatchRequest struct {
 
 func (x *GetBatchRequest) Reset() {
 	*x = GetBatchRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[4]
+	mi := &file_enrich_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +361,7 @@ func (x *GetBatchRequest) String() string {
 func (*GetBatchRequest) ProtoMessage() {}
 
 func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[4]
+	mi := &file_enrich_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +374,7 @@ func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchRequest.ProtoReflect.Descriptor instead.
 func (*GetBatchRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetBatchRequest) GetBatchId() string {
@@ -315,7 +393,7 @@ type GetBatchResponse struct {
 
 func (x *GetBatchResponse) Reset() {
 	*x = GetBatchResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[5]
+	mi := &file_enrich_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +405,7 @@ func (x *GetBatchResponse) String() string {
 func (*GetBatchResponse) ProtoMessage() {}
 
 func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[5]
+	mi := &file_enrich_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +418,7 @@ func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchResponse.ProtoReflect.Descriptor instead.
 func (*GetBatchResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetBatchResponse) GetBatch() *Batch {
@@ -359,7 +437,7 @@ type ListBatchesRequest struct {
 
 func (x *ListBatchesRequest) Reset() {
 	*x = ListBatchesRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[6]
+	mi := &file_enrich_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +449,7 @@ func (x *ListBatchesRequest) String() string {
 func (*ListBatchesRequest) ProtoMessage() {}
 
 func (x *ListBatchesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[6]
+	mi := &file_enrich_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +462,7 @@ func (x *ListBatchesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBatchesRequest.ProtoReflect.Descriptor instead.
 func (*ListBatchesRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListBatchesRequest) GetLimit() int32 {
@@ -403,7 +481,7 @@ type ListBatchesResponse struct {
 
 func (x *ListBatchesResponse) Reset() {
 	*x = ListBatchesResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[7]
+	mi := &file_enrich_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +493,7 @@ func (x *ListBatchesResponse) String() string {
 func (*ListBatchesResponse) ProtoMessage() {}
 
 func (x *ListBatchesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[7]
+	mi := &file_enrich_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +506,7 @@ func (x *ListBatchesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBatchesResponse.ProtoReflect.Descriptor instead.
 func (*ListBatchesResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListBatchesResponse) GetBatches() []*Batch {
@@ -447,7 +525,7 @@ type WatchBatchRequest struct {
 
 func (x *WatchBatchRequest) Reset() {
 	*x = WatchBatchRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[8]
+	mi := &file_enrich_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +537,7 @@ func (x *WatchBatchRequest) String() string {
 func (*WatchBatchRequest) ProtoMessage() {}
 
 func (x *WatchBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[8]
+	mi := &file_enrich_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +550,7 @@ func (x *WatchBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchBatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchBatchRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchBatchRequest) GetBatchId() string {
@@ -491,7 +569,7 @@ type WatchBatchResponse struct {
 
 func (x *WatchBatchResponse) Reset() {
 	*x = WatchBatchResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[9]
+	mi := &file_enrich_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +581,7 @@ func (x *WatchBatchResponse) String() string {
 func (*WatchBatchResponse) ProtoMessage() {}
 
 func (x *WatchBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[9]
+	mi := &file_enrich_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +594,7 @@ func (x *WatchBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchBatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchBatchResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchBatchResponse) GetBatch() *Batch {
@@ -536,7 +614,7 @@ type CancelBatchRequest struct {
 
 func (x *CancelBatchRequest) Reset() {
 	*x = CancelBatchRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[10]
+	mi := &file_enrich_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +626,7 @@ func (x *CancelBatchRequest) String() string {
 func (*CancelBatchRequest) ProtoMessage() {}
 
 func (x *CancelBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[10]
+	mi := &file_enrich_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +639,7 @@ func (x *CancelBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBatchRequest.ProtoReflect.Descriptor instead.
 func (*CancelBatchRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CancelBatchRequest) GetBatchId() string {
@@ -587,7 +665,7 @@ type CancelBatchResponse struct {
 
 func (x *CancelBatchResponse) Reset() {
 	*x = CancelBatchResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[11]
+	mi := &file_enrich_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -599,7 +677,7 @@ func (x *CancelBatchResponse) String() string {
 func (*CancelBatchResponse) ProtoMessage() {}
 
 func (x *CancelBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[11]
+	mi := &file_enrich_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -612,7 +690,7 @@ func (x *CancelBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBatchResponse.ProtoReflect.Descriptor instead.
 func (*CancelBatchResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelBatchResponse) GetBatch() *Batch {
@@ -631,7 +709,7 @@ type RetryBatchRequest struct {
 
 func (x *RetryBatchRequest) Reset() {
 	*x = RetryBatchRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[12]
+	mi := &file_enrich_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +721,7 @@ func (x *RetryBatchRequest) String() string {
 func (*RetryBatchRequest) ProtoMessage() {}
 
 func (x *RetryBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[12]
+	mi := &file_enrich_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +734,7 @@ func (x *RetryBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBatchRequest.ProtoReflect.Descriptor instead.
 func (*RetryBatchRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RetryBatchRequest) GetBatchId() string {
@@ -676,7 +754,7 @@ type RetryBatchResponse struct {
 
 func (x *RetryBatchResponse) Reset() {
 	*x = RetryBatchResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[13]
+	mi := &file_enrich_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +766,7 @@ func (x *RetryBatchResponse) String() string {
 func (*RetryBatchResponse) ProtoMessage() {}
 
 func (x *RetryBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[13]
+	mi := &file_enrich_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +779,7 @@ func (x *RetryBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBatchResponse.ProtoReflect.Descriptor instead.
 func (*RetryBatchResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RetryBatchResponse) GetBatch() *Batch {
@@ -723,14 +801,18 @@ type ConsolidateBatchRequest struct {
 	BatchId string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
 	// Also render each dossier and the report to PDF (the configuration's consolidation.pdf does
 	// this for every consolidation).
-	Pdf           bool `protobuf:"varint,2,opt,name=pdf,proto3" json:"pdf,omitempty"`
+	Pdf bool `protobuf:"varint,2,opt,name=pdf,proto3" json:"pdf,omitempty"`
+	// Write the knowledge graph into this server instead of the coordinator's configured one (or
+	// its graph.cypher files), with the coordinator's labels. The batch's report then describes
+	// that write.
+	Neo4J         *Neo4JTarget `protobuf:"bytes,3,opt,name=neo4j,proto3" json:"neo4j,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConsolidateBatchRequest) Reset() {
 	*x = ConsolidateBatchRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[14]
+	mi := &file_enrich_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +824,7 @@ func (x *ConsolidateBatchRequest) String() string {
 func (*ConsolidateBatchRequest) ProtoMessage() {}
 
 func (x *ConsolidateBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[14]
+	mi := &file_enrich_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +837,7 @@ func (x *ConsolidateBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsolidateBatchRequest.ProtoReflect.Descriptor instead.
 func (*ConsolidateBatchRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ConsolidateBatchRequest) GetBatchId() string {
@@ -772,6 +854,86 @@ func (x *ConsolidateBatchRequest) GetPdf() bool {
 	return false
 }
 
+func (x *ConsolidateBatchRequest) GetNeo4J() *Neo4JTarget {
+	if x != nil {
+		return x.Neo4J
+	}
+	return nil
+}
+
+// Neo4jTarget is a Neo4j server given by the operator for one request.
+type Neo4JTarget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// bolt://, bolt+s://, bolt+ssc://, neo4j://, neo4j+s:// or neo4j+ssc:// address.
+	Uri string `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
+	// Empty: neo4j.
+	User string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// Empty: no authentication. Used for this request only: never stored, logged or reported.
+	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	// Empty: the server's default database.
+	Database      string `protobuf:"bytes,4,opt,name=database,proto3" json:"database,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Neo4JTarget) Reset() {
+	*x = Neo4JTarget{}
+	mi := &file_enrich_v1_control_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Neo4JTarget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Neo4JTarget) ProtoMessage() {}
+
+func (x *Neo4JTarget) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Neo4JTarget.ProtoReflect.Descriptor instead.
+func (*Neo4JTarget) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Neo4JTarget) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *Neo4JTarget) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Neo4JTarget) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *Neo4JTarget) GetDatabase() string {
+	if x != nil {
+		return x.Database
+	}
+	return ""
+}
+
 type ConsolidateBatchResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Batch     *Batch                 `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
@@ -785,7 +947,7 @@ type ConsolidateBatchResponse struct {
 
 func (x *ConsolidateBatchResponse) Reset() {
 	*x = ConsolidateBatchResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[15]
+	mi := &file_enrich_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +959,7 @@ func (x *ConsolidateBatchResponse) String() string {
 func (*ConsolidateBatchResponse) ProtoMessage() {}
 
 func (x *ConsolidateBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[15]
+	mi := &file_enrich_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +972,7 @@ func (x *ConsolidateBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsolidateBatchResponse.ProtoReflect.Descriptor instead.
 func (*ConsolidateBatchResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConsolidateBatchResponse) GetBatch() *Batch {
@@ -855,7 +1017,7 @@ type ListItemsRequest struct {
 
 func (x *ListItemsRequest) Reset() {
 	*x = ListItemsRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[16]
+	mi := &file_enrich_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +1029,7 @@ func (x *ListItemsRequest) String() string {
 func (*ListItemsRequest) ProtoMessage() {}
 
 func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[16]
+	mi := &file_enrich_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +1042,7 @@ func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsRequest.ProtoReflect.Descriptor instead.
 func (*ListItemsRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListItemsRequest) GetBatchId() string {
@@ -920,7 +1082,7 @@ type ListItemsResponse struct {
 
 func (x *ListItemsResponse) Reset() {
 	*x = ListItemsResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[17]
+	mi := &file_enrich_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1094,7 @@ func (x *ListItemsResponse) String() string {
 func (*ListItemsResponse) ProtoMessage() {}
 
 func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[17]
+	mi := &file_enrich_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1107,7 @@ func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsResponse.ProtoReflect.Descriptor instead.
 func (*ListItemsResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListItemsResponse) GetItems() []*Item {
@@ -963,7 +1125,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[18]
+	mi := &file_enrich_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1137,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[18]
+	mi := &file_enrich_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1150,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 type ListAgentsResponse struct {
@@ -1000,7 +1162,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[19]
+	mi := &file_enrich_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1174,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[19]
+	mi := &file_enrich_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1187,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
@@ -1044,7 +1206,7 @@ type DrainAgentRequest struct {
 
 func (x *DrainAgentRequest) Reset() {
 	*x = DrainAgentRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[20]
+	mi := &file_enrich_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1218,7 @@ func (x *DrainAgentRequest) String() string {
 func (*DrainAgentRequest) ProtoMessage() {}
 
 func (x *DrainAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[20]
+	mi := &file_enrich_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1231,7 @@ func (x *DrainAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainAgentRequest.ProtoReflect.Descriptor instead.
 func (*DrainAgentRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DrainAgentRequest) GetAgentId() string {
@@ -1088,7 +1250,7 @@ type DrainAgentResponse struct {
 
 func (x *DrainAgentResponse) Reset() {
 	*x = DrainAgentResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[21]
+	mi := &file_enrich_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1262,7 @@ func (x *DrainAgentResponse) String() string {
 func (*DrainAgentResponse) ProtoMessage() {}
 
 func (x *DrainAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[21]
+	mi := &file_enrich_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1275,7 @@ func (x *DrainAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainAgentResponse.ProtoReflect.Descriptor instead.
 func (*DrainAgentResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DrainAgentResponse) GetAgent() *AgentInfo {
@@ -1133,7 +1295,7 @@ type GetDossierRequest struct {
 
 func (x *GetDossierRequest) Reset() {
 	*x = GetDossierRequest{}
-	mi := &file_enrich_v1_control_proto_msgTypes[22]
+	mi := &file_enrich_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1307,7 @@ func (x *GetDossierRequest) String() string {
 func (*GetDossierRequest) ProtoMessage() {}
 
 func (x *GetDossierRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[22]
+	mi := &file_enrich_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1320,7 @@ func (x *GetDossierRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDossierRequest.ProtoReflect.Descriptor instead.
 func (*GetDossierRequest) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetDossierRequest) GetBatchId() string {
@@ -1185,7 +1347,7 @@ type GetDossierResponse struct {
 
 func (x *GetDossierResponse) Reset() {
 	*x = GetDossierResponse{}
-	mi := &file_enrich_v1_control_proto_msgTypes[23]
+	mi := &file_enrich_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1359,7 @@ func (x *GetDossierResponse) String() string {
 func (*GetDossierResponse) ProtoMessage() {}
 
 func (x *GetDossierResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_enrich_v1_control_proto_msgTypes[23]
+	mi := &file_enrich_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1372,7 @@ func (x *GetDossierResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDossierResponse.ProtoReflect.Descriptor instead.
 func (*GetDossierResponse) Descriptor() ([]byte, []int) {
-	return file_enrich_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetDossierResponse) GetItem() *Item {
@@ -1231,16 +1393,22 @@ var File_enrich_v1_control_proto protoreflect.FileDescriptor
 
 const file_enrich_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x17enrich/v1/control.proto\x12\tenrich.v1\x1a\x15enrich/v1/types.proto\"\xb7\x02\n" +
+	"\x17enrich/v1/control.proto\x12\tenrich.v1\x1a\x15enrich/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"\xf2\x02\n" +
 	"\x13PrepareBatchRequest\x12-\n" +
 	"\bentities\x18\x01 \x03(\v2\x11.enrich.v1.EntityR\bentities\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x05R\x04size\x12>\n" +
 	"\x10default_priority\x18\x04 \x01(\x0e2\x13.enrich.v1.PriorityR\x0fdefaultPriority\x12H\n" +
-	"\bcapacity\x18\x05 \x03(\v2,.enrich.v1.PrepareBatchRequest.CapacityEntryR\bcapacity\x1a;\n" +
+	"\bcapacity\x18\x05 \x03(\v2,.enrich.v1.PrepareBatchRequest.CapacityEntryR\bcapacity\x129\n" +
+	"\fneo4j_source\x18\x06 \x01(\v2\x16.enrich.v1.Neo4jSourceR\vneo4jSource\x1a;\n" +
 	"\rCapacityEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xc3\x01\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xa4\x01\n" +
+	"\vNeo4jSource\x12!\n" +
+	"\fentity_types\x18\x01 \x03(\tR\ventityTypes\x126\n" +
+	"\fmin_priority\x18\x02 \x01(\x0e2\x13.enrich.v1.PriorityR\vminPriority\x12:\n" +
+	"\vstale_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"staleAfter\"\xc3\x01\n" +
 	"\x14PrepareBatchResponse\x12&\n" +
 	"\x05batch\x18\x01 \x01(\v2\x10.enrich.v1.BatchR\x05batch\x12G\n" +
 	"\bleft_out\x18\x02 \x03(\v2,.enrich.v1.PrepareBatchResponse.LeftOutEntryR\aleftOut\x1a:\n" +
@@ -1275,10 +1443,16 @@ const file_enrich_v1_control_proto_rawDesc = "" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\"X\n" +
 	"\x12RetryBatchResponse\x12&\n" +
 	"\x05batch\x18\x01 \x01(\v2\x10.enrich.v1.BatchR\x05batch\x12\x1a\n" +
-	"\brequeued\x18\x02 \x01(\x05R\brequeued\"F\n" +
+	"\brequeued\x18\x02 \x01(\x05R\brequeued\"t\n" +
 	"\x17ConsolidateBatchRequest\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x12\x10\n" +
-	"\x03pdf\x18\x02 \x01(\bR\x03pdf\"\x91\x01\n" +
+	"\x03pdf\x18\x02 \x01(\bR\x03pdf\x12,\n" +
+	"\x05neo4j\x18\x03 \x01(\v2\x16.enrich.v1.Neo4jTargetR\x05neo4j\"k\n" +
+	"\vNeo4jTarget\x12\x10\n" +
+	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\x12\x1a\n" +
+	"\bdatabase\x18\x04 \x01(\tR\bdatabase\"\x91\x01\n" +
 	"\x18ConsolidateBatchResponse\x12&\n" +
 	"\x05batch\x18\x01 \x01(\v2\x10.enrich.v1.BatchR\x05batch\x12\x1d\n" +
 	"\n" +
@@ -1338,88 +1512,95 @@ func file_enrich_v1_control_proto_rawDescGZIP() []byte {
 	return file_enrich_v1_control_proto_rawDescData
 }
 
-var file_enrich_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_enrich_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_enrich_v1_control_proto_goTypes = []any{
 	(*PrepareBatchRequest)(nil),      // 0: enrich.v1.PrepareBatchRequest
-	(*PrepareBatchResponse)(nil),     // 1: enrich.v1.PrepareBatchResponse
-	(*LaunchBatchRequest)(nil),       // 2: enrich.v1.LaunchBatchRequest
-	(*LaunchBatchResponse)(nil),      // 3: enrich.v1.LaunchBatchResponse
-	(*GetBatchRequest)(nil),          // 4: enrich.v1.GetBatchRequest
-	(*GetBatchResponse)(nil),         // 5: enrich.v1.GetBatchResponse
-	(*ListBatchesRequest)(nil),       // 6: enrich.v1.ListBatchesRequest
-	(*ListBatchesResponse)(nil),      // 7: enrich.v1.ListBatchesResponse
-	(*WatchBatchRequest)(nil),        // 8: enrich.v1.WatchBatchRequest
-	(*WatchBatchResponse)(nil),       // 9: enrich.v1.WatchBatchResponse
-	(*CancelBatchRequest)(nil),       // 10: enrich.v1.CancelBatchRequest
-	(*CancelBatchResponse)(nil),      // 11: enrich.v1.CancelBatchResponse
-	(*RetryBatchRequest)(nil),        // 12: enrich.v1.RetryBatchRequest
-	(*RetryBatchResponse)(nil),       // 13: enrich.v1.RetryBatchResponse
-	(*ConsolidateBatchRequest)(nil),  // 14: enrich.v1.ConsolidateBatchRequest
-	(*ConsolidateBatchResponse)(nil), // 15: enrich.v1.ConsolidateBatchResponse
-	(*ListItemsRequest)(nil),         // 16: enrich.v1.ListItemsRequest
-	(*ListItemsResponse)(nil),        // 17: enrich.v1.ListItemsResponse
-	(*ListAgentsRequest)(nil),        // 18: enrich.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 19: enrich.v1.ListAgentsResponse
-	(*DrainAgentRequest)(nil),        // 20: enrich.v1.DrainAgentRequest
-	(*DrainAgentResponse)(nil),       // 21: enrich.v1.DrainAgentResponse
-	(*GetDossierRequest)(nil),        // 22: enrich.v1.GetDossierRequest
-	(*GetDossierResponse)(nil),       // 23: enrich.v1.GetDossierResponse
-	nil,                              // 24: enrich.v1.PrepareBatchRequest.CapacityEntry
-	nil,                              // 25: enrich.v1.PrepareBatchResponse.LeftOutEntry
-	(*Entity)(nil),                   // 26: enrich.v1.Entity
-	(Priority)(0),                    // 27: enrich.v1.Priority
-	(*Batch)(nil),                    // 28: enrich.v1.Batch
-	(ItemState)(0),                   // 29: enrich.v1.ItemState
-	(*Item)(nil),                     // 30: enrich.v1.Item
-	(*AgentInfo)(nil),                // 31: enrich.v1.AgentInfo
+	(*Neo4JSource)(nil),              // 1: enrich.v1.Neo4jSource
+	(*PrepareBatchResponse)(nil),     // 2: enrich.v1.PrepareBatchResponse
+	(*LaunchBatchRequest)(nil),       // 3: enrich.v1.LaunchBatchRequest
+	(*LaunchBatchResponse)(nil),      // 4: enrich.v1.LaunchBatchResponse
+	(*GetBatchRequest)(nil),          // 5: enrich.v1.GetBatchRequest
+	(*GetBatchResponse)(nil),         // 6: enrich.v1.GetBatchResponse
+	(*ListBatchesRequest)(nil),       // 7: enrich.v1.ListBatchesRequest
+	(*ListBatchesResponse)(nil),      // 8: enrich.v1.ListBatchesResponse
+	(*WatchBatchRequest)(nil),        // 9: enrich.v1.WatchBatchRequest
+	(*WatchBatchResponse)(nil),       // 10: enrich.v1.WatchBatchResponse
+	(*CancelBatchRequest)(nil),       // 11: enrich.v1.CancelBatchRequest
+	(*CancelBatchResponse)(nil),      // 12: enrich.v1.CancelBatchResponse
+	(*RetryBatchRequest)(nil),        // 13: enrich.v1.RetryBatchRequest
+	(*RetryBatchResponse)(nil),       // 14: enrich.v1.RetryBatchResponse
+	(*ConsolidateBatchRequest)(nil),  // 15: enrich.v1.ConsolidateBatchRequest
+	(*Neo4JTarget)(nil),              // 16: enrich.v1.Neo4jTarget
+	(*ConsolidateBatchResponse)(nil), // 17: enrich.v1.ConsolidateBatchResponse
+	(*ListItemsRequest)(nil),         // 18: enrich.v1.ListItemsRequest
+	(*ListItemsResponse)(nil),        // 19: enrich.v1.ListItemsResponse
+	(*ListAgentsRequest)(nil),        // 20: enrich.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 21: enrich.v1.ListAgentsResponse
+	(*DrainAgentRequest)(nil),        // 22: enrich.v1.DrainAgentRequest
+	(*DrainAgentResponse)(nil),       // 23: enrich.v1.DrainAgentResponse
+	(*GetDossierRequest)(nil),        // 24: enrich.v1.GetDossierRequest
+	(*GetDossierResponse)(nil),       // 25: enrich.v1.GetDossierResponse
+	nil,                              // 26: enrich.v1.PrepareBatchRequest.CapacityEntry
+	nil,                              // 27: enrich.v1.PrepareBatchResponse.LeftOutEntry
+	(*Entity)(nil),                   // 28: enrich.v1.Entity
+	(Priority)(0),                    // 29: enrich.v1.Priority
+	(*durationpb.Duration)(nil),      // 30: google.protobuf.Duration
+	(*Batch)(nil),                    // 31: enrich.v1.Batch
+	(ItemState)(0),                   // 32: enrich.v1.ItemState
+	(*Item)(nil),                     // 33: enrich.v1.Item
+	(*AgentInfo)(nil),                // 34: enrich.v1.AgentInfo
 }
 var file_enrich_v1_control_proto_depIdxs = []int32{
-	26, // 0: enrich.v1.PrepareBatchRequest.entities:type_name -> enrich.v1.Entity
-	27, // 1: enrich.v1.PrepareBatchRequest.default_priority:type_name -> enrich.v1.Priority
-	24, // 2: enrich.v1.PrepareBatchRequest.capacity:type_name -> enrich.v1.PrepareBatchRequest.CapacityEntry
-	28, // 3: enrich.v1.PrepareBatchResponse.batch:type_name -> enrich.v1.Batch
-	25, // 4: enrich.v1.PrepareBatchResponse.left_out:type_name -> enrich.v1.PrepareBatchResponse.LeftOutEntry
-	28, // 5: enrich.v1.LaunchBatchResponse.batch:type_name -> enrich.v1.Batch
-	28, // 6: enrich.v1.GetBatchResponse.batch:type_name -> enrich.v1.Batch
-	28, // 7: enrich.v1.ListBatchesResponse.batches:type_name -> enrich.v1.Batch
-	28, // 8: enrich.v1.WatchBatchResponse.batch:type_name -> enrich.v1.Batch
-	28, // 9: enrich.v1.CancelBatchResponse.batch:type_name -> enrich.v1.Batch
-	28, // 10: enrich.v1.RetryBatchResponse.batch:type_name -> enrich.v1.Batch
-	28, // 11: enrich.v1.ConsolidateBatchResponse.batch:type_name -> enrich.v1.Batch
-	29, // 12: enrich.v1.ListItemsRequest.states:type_name -> enrich.v1.ItemState
-	30, // 13: enrich.v1.ListItemsResponse.items:type_name -> enrich.v1.Item
-	31, // 14: enrich.v1.ListAgentsResponse.agents:type_name -> enrich.v1.AgentInfo
-	31, // 15: enrich.v1.DrainAgentResponse.agent:type_name -> enrich.v1.AgentInfo
-	30, // 16: enrich.v1.GetDossierResponse.item:type_name -> enrich.v1.Item
-	0,  // 17: enrich.v1.ControlService.PrepareBatch:input_type -> enrich.v1.PrepareBatchRequest
-	2,  // 18: enrich.v1.ControlService.LaunchBatch:input_type -> enrich.v1.LaunchBatchRequest
-	4,  // 19: enrich.v1.ControlService.GetBatch:input_type -> enrich.v1.GetBatchRequest
-	6,  // 20: enrich.v1.ControlService.ListBatches:input_type -> enrich.v1.ListBatchesRequest
-	8,  // 21: enrich.v1.ControlService.WatchBatch:input_type -> enrich.v1.WatchBatchRequest
-	10, // 22: enrich.v1.ControlService.CancelBatch:input_type -> enrich.v1.CancelBatchRequest
-	12, // 23: enrich.v1.ControlService.RetryBatch:input_type -> enrich.v1.RetryBatchRequest
-	14, // 24: enrich.v1.ControlService.ConsolidateBatch:input_type -> enrich.v1.ConsolidateBatchRequest
-	16, // 25: enrich.v1.ControlService.ListItems:input_type -> enrich.v1.ListItemsRequest
-	18, // 26: enrich.v1.ControlService.ListAgents:input_type -> enrich.v1.ListAgentsRequest
-	20, // 27: enrich.v1.ControlService.DrainAgent:input_type -> enrich.v1.DrainAgentRequest
-	22, // 28: enrich.v1.ControlService.GetDossier:input_type -> enrich.v1.GetDossierRequest
-	1,  // 29: enrich.v1.ControlService.PrepareBatch:output_type -> enrich.v1.PrepareBatchResponse
-	3,  // 30: enrich.v1.ControlService.LaunchBatch:output_type -> enrich.v1.LaunchBatchResponse
-	5,  // 31: enrich.v1.ControlService.GetBatch:output_type -> enrich.v1.GetBatchResponse
-	7,  // 32: enrich.v1.ControlService.ListBatches:output_type -> enrich.v1.ListBatchesResponse
-	9,  // 33: enrich.v1.ControlService.WatchBatch:output_type -> enrich.v1.WatchBatchResponse
-	11, // 34: enrich.v1.ControlService.CancelBatch:output_type -> enrich.v1.CancelBatchResponse
-	13, // 35: enrich.v1.ControlService.RetryBatch:output_type -> enrich.v1.RetryBatchResponse
-	15, // 36: enrich.v1.ControlService.ConsolidateBatch:output_type -> enrich.v1.ConsolidateBatchResponse
-	17, // 37: enrich.v1.ControlService.ListItems:output_type -> enrich.v1.ListItemsResponse
-	19, // 38: enrich.v1.ControlService.ListAgents:output_type -> enrich.v1.ListAgentsResponse
-	21, // 39: enrich.v1.ControlService.DrainAgent:output_type -> enrich.v1.DrainAgentResponse
-	23, // 40: enrich.v1.ControlService.GetDossier:output_type -> enrich.v1.GetDossierResponse
-	29, // [29:41] is the sub-list for method output_type
-	17, // [17:29] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	28, // 0: enrich.v1.PrepareBatchRequest.entities:type_name -> enrich.v1.Entity
+	29, // 1: enrich.v1.PrepareBatchRequest.default_priority:type_name -> enrich.v1.Priority
+	26, // 2: enrich.v1.PrepareBatchRequest.capacity:type_name -> enrich.v1.PrepareBatchRequest.CapacityEntry
+	1,  // 3: enrich.v1.PrepareBatchRequest.neo4j_source:type_name -> enrich.v1.Neo4jSource
+	29, // 4: enrich.v1.Neo4jSource.min_priority:type_name -> enrich.v1.Priority
+	30, // 5: enrich.v1.Neo4jSource.stale_after:type_name -> google.protobuf.Duration
+	31, // 6: enrich.v1.PrepareBatchResponse.batch:type_name -> enrich.v1.Batch
+	27, // 7: enrich.v1.PrepareBatchResponse.left_out:type_name -> enrich.v1.PrepareBatchResponse.LeftOutEntry
+	31, // 8: enrich.v1.LaunchBatchResponse.batch:type_name -> enrich.v1.Batch
+	31, // 9: enrich.v1.GetBatchResponse.batch:type_name -> enrich.v1.Batch
+	31, // 10: enrich.v1.ListBatchesResponse.batches:type_name -> enrich.v1.Batch
+	31, // 11: enrich.v1.WatchBatchResponse.batch:type_name -> enrich.v1.Batch
+	31, // 12: enrich.v1.CancelBatchResponse.batch:type_name -> enrich.v1.Batch
+	31, // 13: enrich.v1.RetryBatchResponse.batch:type_name -> enrich.v1.Batch
+	16, // 14: enrich.v1.ConsolidateBatchRequest.neo4j:type_name -> enrich.v1.Neo4jTarget
+	31, // 15: enrich.v1.ConsolidateBatchResponse.batch:type_name -> enrich.v1.Batch
+	32, // 16: enrich.v1.ListItemsRequest.states:type_name -> enrich.v1.ItemState
+	33, // 17: enrich.v1.ListItemsResponse.items:type_name -> enrich.v1.Item
+	34, // 18: enrich.v1.ListAgentsResponse.agents:type_name -> enrich.v1.AgentInfo
+	34, // 19: enrich.v1.DrainAgentResponse.agent:type_name -> enrich.v1.AgentInfo
+	33, // 20: enrich.v1.GetDossierResponse.item:type_name -> enrich.v1.Item
+	0,  // 21: enrich.v1.ControlService.PrepareBatch:input_type -> enrich.v1.PrepareBatchRequest
+	3,  // 22: enrich.v1.ControlService.LaunchBatch:input_type -> enrich.v1.LaunchBatchRequest
+	5,  // 23: enrich.v1.ControlService.GetBatch:input_type -> enrich.v1.GetBatchRequest
+	7,  // 24: enrich.v1.ControlService.ListBatches:input_type -> enrich.v1.ListBatchesRequest
+	9,  // 25: enrich.v1.ControlService.WatchBatch:input_type -> enrich.v1.WatchBatchRequest
+	11, // 26: enrich.v1.ControlService.CancelBatch:input_type -> enrich.v1.CancelBatchRequest
+	13, // 27: enrich.v1.ControlService.RetryBatch:input_type -> enrich.v1.RetryBatchRequest
+	15, // 28: enrich.v1.ControlService.ConsolidateBatch:input_type -> enrich.v1.ConsolidateBatchRequest
+	18, // 29: enrich.v1.ControlService.ListItems:input_type -> enrich.v1.ListItemsRequest
+	20, // 30: enrich.v1.ControlService.ListAgents:input_type -> enrich.v1.ListAgentsRequest
+	22, // 31: enrich.v1.ControlService.DrainAgent:input_type -> enrich.v1.DrainAgentRequest
+	24, // 32: enrich.v1.ControlService.GetDossier:input_type -> enrich.v1.GetDossierRequest
+	2,  // 33: enrich.v1.ControlService.PrepareBatch:output_type -> enrich.v1.PrepareBatchResponse
+	4,  // 34: enrich.v1.ControlService.LaunchBatch:output_type -> enrich.v1.LaunchBatchResponse
+	6,  // 35: enrich.v1.ControlService.GetBatch:output_type -> enrich.v1.GetBatchResponse
+	8,  // 36: enrich.v1.ControlService.ListBatches:output_type -> enrich.v1.ListBatchesResponse
+	10, // 37: enrich.v1.ControlService.WatchBatch:output_type -> enrich.v1.WatchBatchResponse
+	12, // 38: enrich.v1.ControlService.CancelBatch:output_type -> enrich.v1.CancelBatchResponse
+	14, // 39: enrich.v1.ControlService.RetryBatch:output_type -> enrich.v1.RetryBatchResponse
+	17, // 40: enrich.v1.ControlService.ConsolidateBatch:output_type -> enrich.v1.ConsolidateBatchResponse
+	19, // 41: enrich.v1.ControlService.ListItems:output_type -> enrich.v1.ListItemsResponse
+	21, // 42: enrich.v1.ControlService.ListAgents:output_type -> enrich.v1.ListAgentsResponse
+	23, // 43: enrich.v1.ControlService.DrainAgent:output_type -> enrich.v1.DrainAgentResponse
+	25, // 44: enrich.v1.ControlService.GetDossier:output_type -> enrich.v1.GetDossierResponse
+	33, // [33:45] is the sub-list for method output_type
+	21, // [21:33] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_enrich_v1_control_proto_init() }
@@ -1434,7 +1615,7 @@ func file_enrich_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_enrich_v1_control_proto_rawDesc), len(file_enrich_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

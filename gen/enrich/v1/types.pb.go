@@ -506,9 +506,14 @@ type Batch struct {
 	// Cost of every finished attempt of the batch.
 	CostUsd float64 `protobuf:"fixed64,11,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
 	// Spending cap in USD, compared with cost_usd; 0 means none.
-	BudgetUsd     float64 `protobuf:"fixed64,12,opt,name=budget_usd,json=budgetUsd,proto3" json:"budget_usd,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BudgetUsd float64 `protobuf:"fixed64,12,opt,name=budget_usd,json=budgetUsd,proto3" json:"budget_usd,omitempty"`
+	// Set while the coordinator will consolidate the batch again by itself: its last
+	// consolidation failed because the knowledge graph was unreachable (consolidation_error says
+	// why). Unset when it succeeded, when no retry is planned, or when another coordinator of a
+	// fleet holds the plan.
+	ConsolidationRetryAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=consolidation_retry_at,json=consolidationRetryAt,proto3" json:"consolidation_retry_at,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Batch) Reset() {
@@ -623,6 +628,13 @@ func (x *Batch) GetBudgetUsd() float64 {
 		return x.BudgetUsd
 	}
 	return 0
+}
+
+func (x *Batch) GetConsolidationRetryAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConsolidationRetryAt
+	}
+	return nil
 }
 
 // LeaseRef names one grant of one work item: the item and the fencing token of the grant.
@@ -1092,7 +1104,7 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	"\battempts\x18\x0f \x01(\x05R\battempts\x12'\n" +
 	"\x0ffailed_attempts\x18\x10 \x01(\x05R\x0efailedAttempts\x12\x18\n" +
 	"\aretries\x18\x11 \x01(\x05R\aretries\x12+\n" +
-	"\x03eta\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\x03eta\"\x9b\x04\n" +
+	"\x03eta\x18\x12 \x01(\v2\x19.google.protobuf.DurationR\x03eta\"\xed\x04\n" +
 	"\x05Batch\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x15.enrich.v1.BatchStateR\x05state\x129\n" +
@@ -1111,7 +1123,8 @@ const file_enrich_v1_types_proto_rawDesc = "" +
 	" \x01(\tR\x12consolidationError\x12\x19\n" +
 	"\bcost_usd\x18\v \x01(\x01R\acostUsd\x12\x1d\n" +
 	"\n" +
-	"budget_usd\x18\f \x01(\x01R\tbudgetUsd\"9\n" +
+	"budget_usd\x18\f \x01(\x01R\tbudgetUsd\x12P\n" +
+	"\x16consolidation_retry_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x14consolidationRetryAt\"9\n" +
 	"\bLeaseRef\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\x03R\x06itemId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\x03R\x05token\"\xf3\x01\n" +
@@ -1228,19 +1241,20 @@ var file_enrich_v1_types_proto_depIdxs = []int32{
 	13, // 7: enrich.v1.Batch.finished_at:type_name -> google.protobuf.Timestamp
 	13, // 8: enrich.v1.Batch.consolidated_at:type_name -> google.protobuf.Timestamp
 	4,  // 9: enrich.v1.Batch.instances:type_name -> enrich.v1.InstanceProgress
-	12, // 10: enrich.v1.RunMetrics.duration:type_name -> google.protobuf.Duration
-	3,  // 11: enrich.v1.Item.entity:type_name -> enrich.v1.Entity
-	2,  // 12: enrich.v1.Item.state:type_name -> enrich.v1.ItemState
-	13, // 13: enrich.v1.Item.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 14: enrich.v1.Item.metrics:type_name -> enrich.v1.RunMetrics
-	13, // 15: enrich.v1.AgentInfo.connected_at:type_name -> google.protobuf.Timestamp
-	13, // 16: enrich.v1.AgentInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
-	11, // 17: enrich.v1.AgentInfo.labels:type_name -> enrich.v1.AgentInfo.LabelsEntry
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 10: enrich.v1.Batch.consolidation_retry_at:type_name -> google.protobuf.Timestamp
+	12, // 11: enrich.v1.RunMetrics.duration:type_name -> google.protobuf.Duration
+	3,  // 12: enrich.v1.Item.entity:type_name -> enrich.v1.Entity
+	2,  // 13: enrich.v1.Item.state:type_name -> enrich.v1.ItemState
+	13, // 14: enrich.v1.Item.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 15: enrich.v1.Item.metrics:type_name -> enrich.v1.RunMetrics
+	13, // 16: enrich.v1.AgentInfo.connected_at:type_name -> google.protobuf.Timestamp
+	13, // 17: enrich.v1.AgentInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
+	11, // 18: enrich.v1.AgentInfo.labels:type_name -> enrich.v1.AgentInfo.LabelsEntry
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_enrich_v1_types_proto_init() }
