@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/hashicorp/go-hclog"
@@ -37,14 +38,18 @@ func (s *Server) admitAgent(ctx context.Context, h *enrichv1.Hello) (release fun
 // ownsLease reports whether the session's agent was granted the lease it reports on. Without
 // this check any agent could finish, fail or keep alive another agent's work by guessing an
 // item id and token (both small integers). Unknown tokens (never granted) pass, so the store
-// records them as stale as before.
+// records them as stale as before. A store error also passes: refusing would Ack the report and
+// make the agent drop a spooled, paid-for result, while the store still fences it by token.
 func (s *Server) ownsLease(ctx context.Context, sess *session, ref store.LeaseRef) (bool, string) {
 	if l, ok := sess.lease(ref.ItemID); ok && l.token == ref.Token {
 		return true, ""
 	}
 	it, err := s.st.ItemByID(ctx, ref.ItemID)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return false, fmt.Sprintf("unknown work item %d", ref.ItemID)
+	case err != nil:
+		return true, ""
 	}
 	switch {
 	case ref.Token <= 0 || ref.Token > it.Token:
@@ -59,7 +64,7 @@ func (s *Server) ownsLease(ctx context.Context, sess *session, ref store.LeaseRe
 	// Rare, so reading the batch's events is affordable here.
 	events, err := s.st.Events(ctx, it.BatchID)
 	if err != nil {
-		return false, "lease history unavailable: " + err.Error()
+		return true, ""
 	}
 	for _, e := range events {
 		if e.ItemID == ref.ItemID && e.Token == ref.Token && e.Kind == store.EventGranted {

@@ -315,10 +315,11 @@ func TestLimitsAreEnforced(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, "limits.max_streams_per_agent (1)")
 
-	// Hello rate: a1 used its burst of two (one admitted, one refused for streams).
+	// Hello rate, checked before the stream count: a2's burst of two is one session kept open
+	// and one refused for streams; the third Hello is refused for its rate.
+	b.agentAs(t, "a2", "a2")
 	err = b.helloErr(t, "a2", "a2")
-	require.NoError(t, err)
-	require.NoError(t, b.helloErr(t, "a2", "a2"))
+	require.ErrorContains(t, err, "limits.max_streams_per_agent (1)")
 	err = b.helloErr(t, "a2", "a2")
 	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
 	require.ErrorContains(t, err, "more than limits.hello_per_minute (1, burst limits.hello_burst 2)")
