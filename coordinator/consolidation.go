@@ -76,10 +76,12 @@ func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool, targe
 		log.Error("consolidation failed; results stay in the store", "error", err)
 	} else {
 		mark.OutputDir = sum.Dir
-		log.Info("batch consolidated", "dir", sum.Dir, "dossiers", sum.Dossiers)
 		if graphErr != nil {
 			mark.Error = graphErr.Error()
 			err = graphErr
+			log.Error("dossiers and report written, the knowledge graph is not", "dir", sum.Dir, "error", graphErr)
+		} else {
+			log.Info("batch consolidated", "dir", sum.Dir, "dossiers", sum.Dossiers)
 		}
 	}
 	if b, gerr := s.st.GetBatch(ctx, id); gerr == nil && mark.OutputDir == "" {
