@@ -55,6 +55,13 @@ var Methods = map[string]Access{
 	"/enrich.v1.ControlService/ConsolidateBatch": adminsOnly,
 	"/enrich.v1.ControlService/DrainAgent":       adminsOnly,
 
+	// Schedules start paid work on their own: only admins change them.
+	"/enrich.v1.ControlService/ListSchedules":  readers,
+	"/enrich.v1.ControlService/CreateSchedule": adminsOnly,
+	"/enrich.v1.ControlService/DeleteSchedule": adminsOnly,
+	"/enrich.v1.ControlService/PauseSchedule":  adminsOnly,
+	"/enrich.v1.ControlService/ResumeSchedule": adminsOnly,
+
 	// Load balancers and orchestrators probe without credentials.
 	"/grpc.health.v1.Health/Check": public,
 	"/grpc.health.v1.Health/Watch": public,
