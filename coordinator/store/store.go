@@ -410,6 +410,9 @@ type Store interface {
 	Events(ctx context.Context, batchID string) ([]*Event, error)
 	MarkConsolidated(ctx context.Context, p MarkConsolidatedParams) error
 
+	// Schedules (schedule.go).
+	Schedules
+
 	Ping(ctx context.Context) error
 	Close() error
 }

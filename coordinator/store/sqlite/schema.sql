@@ -79,3 +79,24 @@ CREATE TABLE IF NOT EXISTS events (
     at            INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_batch ON events (batch_id, id);
+
+-- Recurring prepare-and-launch runs. next_run_at is what a firing claims: the claim is an UPDATE
+-- that only succeeds while next_run_at still holds the value the claimer read, so a run fires
+-- once even across a restart. next_run_at is 0 while paused.
+CREATE TABLE IF NOT EXISTS schedules (
+    name          TEXT PRIMARY KEY,
+    cron          TEXT NOT NULL,
+    timezone      TEXT NOT NULL DEFAULT '',
+    source        BLOB NOT NULL,
+    size          INTEGER NOT NULL DEFAULT 0,
+    budget_usd    REAL NOT NULL DEFAULT 0,
+    paused        INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,
+    next_run_at   INTEGER NOT NULL DEFAULT 0,
+    firing_since  INTEGER NOT NULL DEFAULT 0,
+    last_run_at   INTEGER NOT NULL DEFAULT 0,
+    last_outcome  TEXT NOT NULL DEFAULT '',
+    last_message  TEXT NOT NULL DEFAULT '',
+    last_batch_id TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_run_at) WHERE paused = 0;

@@ -5,6 +5,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -150,6 +151,7 @@ func Run(t *testing.T, open Opener) {
 		"LeasesHeldBy":                 testLeasesHeldBy,
 		"BudgetStopsLeasing":           testBudget,
 	}
+	maps.Copy(tests, scheduleTests)
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
