@@ -485,15 +485,22 @@ func (c *controlService) ListAgents(ctx context.Context, _ *enrichv1.ListAgentsR
 	return &enrichv1.ListAgentsResponse{Agents: agents}, nil
 }
 
-func (c *controlService) DrainAgent(_ context.Context, req *enrichv1.DrainAgentRequest) (*enrichv1.DrainAgentResponse, error) {
-	sess := c.s.sessions.agent(req.GetAgentId())
-	if sess == nil {
-		return nil, status.Errorf(codes.NotFound, "agent %q is not connected", req.GetAgentId())
+// DrainAgent drains an agent connected here at once, or one connected to another coordinator
+// sharing the store within a second, through that coordinator (fleet_drain.go).
+func (c *controlService) DrainAgent(ctx context.Context, req *enrichv1.DrainAgentRequest) (*enrichv1.DrainAgentResponse, error) {
+	if sess := c.s.sessions.agent(req.GetAgentId()); sess != nil {
+		c.s.drainSession(sess)
+		c.s.log.Named("control").Info("agent drained", "agent_id", sess.agentID)
+		return &enrichv1.DrainAgentResponse{Agent: sess.info(c.s.advertised)}, nil
 	}
-	sess.drain()
-	sess.send(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: "drained by operator", Exit: true}}})
-	c.s.log.Named("control").Info("agent drained", "agent_id", sess.agentID)
-	return &enrichv1.DrainAgentResponse{Agent: sess.info(c.s.advertised)}, nil
+	info, forwarded, err := c.s.forwardDrain(ctx, req.GetAgentId())
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && !forwarded):
+		return nil, status.Errorf(codes.NotFound, "agent %q is not connected", req.GetAgentId())
+	case err != nil:
+		return nil, storeError(err)
+	}
+	return &enrichv1.DrainAgentResponse{Agent: info}, nil
 }
 
 func (c *controlService) GetDossier(ctx context.Context, req *enrichv1.GetDossierRequest) (*enrichv1.GetDossierResponse, error) {
@@ -526,7 +533,7 @@ func (s *Server) batchProto(ctx context.Context, id string) (*enrichv1.Batch, er
 	if err != nil {
 		return nil, storeError(err)
 	}
-	agents := s.sessions.agentsServing()
+	agents := s.agentsServing(ctx)
 	out := &enrichv1.Batch{
 		Id:                 b.ID,
 		State:              batchStates[b.State],

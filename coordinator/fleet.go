@@ -76,6 +76,9 @@ func (s *Server) fleetLoop(ctx context.Context) {
 		if reg == nil || !healthy {
 			continue
 		}
+		if drains, ok := reg.(store.AgentDrains); ok {
+			s.applyDrainRequests(ctx, drains, log)
+		}
 		s.publishAgents(ctx, reg, published, log)
 		if now := s.now(); now.Sub(lastPrune) > registryStale {
 			lastPrune = now
@@ -162,12 +165,7 @@ func (s *Server) fleetAgents(ctx context.Context) ([]*enrichv1.AgentInfo, error)
 			return nil, err
 		}
 		for _, r := range recs {
-			byID[r.AgentID] = &enrichv1.AgentInfo{
-				AgentId: r.AgentID, SessionId: r.SessionID, Hostname: r.Hostname, Version: r.Version,
-				InstanceTypes: r.InstanceTypes, Slots: int32(r.Slots), InFlight: int32(r.InFlight),
-				ConnectedAt: timestamp(r.ConnectedAt), LastHeartbeat: timestamp(r.LastHeartbeat),
-				Draining: r.Draining, Labels: r.Labels, Coordinator: r.Coordinator,
-			}
+			byID[r.AgentID] = recordInfo(r)
 		}
 	}
 	for _, sess := range s.sessions.snapshot() {
@@ -179,6 +177,16 @@ func (s *Server) fleetAgents(ctx context.Context) ([]*enrichv1.AgentInfo, error)
 	}
 	slices.SortFunc(out, func(a, b *enrichv1.AgentInfo) int { return strings.Compare(a.GetAgentId(), b.GetAgentId()) })
 	return out, nil
+}
+
+// recordInfo is an agent as its coordinator last published it to the registry.
+func recordInfo(r store.AgentRecord) *enrichv1.AgentInfo {
+	return &enrichv1.AgentInfo{
+		AgentId: r.AgentID, SessionId: r.SessionID, Hostname: r.Hostname, Version: r.Version,
+		InstanceTypes: r.InstanceTypes, Slots: int32(r.Slots), InFlight: int32(r.InFlight),
+		ConnectedAt: timestamp(r.ConnectedAt), LastHeartbeat: timestamp(r.LastHeartbeat),
+		Draining: r.Draining, Labels: r.Labels, Coordinator: r.Coordinator,
+	}
 }
 
 // connectionAge is the keepalive MaxConnectionAge and its grace; zero age means no limit.

@@ -34,6 +34,11 @@ type progressEntry struct {
 type progressCache struct {
 	mu      sync.Mutex
 	entries map[string]*progressEntry
+
+	// fleetMu guards the agents of the whole fleet as last read from the shared registry.
+	fleetMu     sync.Mutex
+	fleetReadAt time.Time
+	fleet       []store.AgentRecord
 }
 
 const (
@@ -115,27 +120,88 @@ func (s *Server) attemptStats(ctx context.Context, id string, counts map[string]
 	return e, nil
 }
 
-// servingSlots estimates the runner slots working for each instance type of a batch. An agent's
-// slots are shared by the types it serves, so each agent's slots are split evenly among its types
-// that still have open work here; draining agents take no new work and count for nothing. The sum
-// is capped by the type's fleet-wide max_concurrent.
-func (s *Server) servingSlots(counts map[string]store.StateCounts) map[string]int {
-	share := map[string]float64{}
+// servingAgent is what batch progress needs to know of a connected agent, wherever its stream is.
+type servingAgent struct {
+	types    []string
+	slots    int
+	draining bool
+}
+
+// servingAgents returns the agents connected to every coordinator sharing the store: this
+// coordinator's sessions as they are now, the others' as their coordinators last published them
+// (fleet.go). Every coordinator leases the same batches, so an estimate from local agents alone
+// would be off by the number of coordinators. Without a shared registry it is the local sessions.
+func (s *Server) servingAgents(ctx context.Context) []servingAgent {
+	byID := map[string]servingAgent{}
+	if reg, ok := s.st.(store.AgentRegistry); ok {
+		for _, r := range s.fleetRecords(ctx, reg) {
+			byID[r.AgentID] = servingAgent{types: r.InstanceTypes, slots: r.Slots, draining: r.Draining}
+		}
+	}
 	for _, sess := range s.sessions.snapshot() {
 		sess.mu.Lock()
 		draining := sess.draining
 		sess.mu.Unlock()
-		if draining {
+		byID[sess.agentID] = servingAgent{types: sess.types, slots: sess.slots, draining: draining}
+	}
+	out := make([]servingAgent, 0, len(byID))
+	for _, a := range byID {
+		out = append(out, a)
+	}
+	return out
+}
+
+// fleetRecords reads the shared registry at most once per registryInterval (its rows change no
+// more often), so many watchers and dashboard polls cost one query a second. When the read fails
+// it keeps the last list: an estimate from slightly old agents beats none, and the store error
+// shows up in the health check.
+func (s *Server) fleetRecords(ctx context.Context, reg store.AgentRegistry) []store.AgentRecord {
+	c := s.progress
+	c.fleetMu.Lock()
+	defer c.fleetMu.Unlock()
+	if now := time.Now(); now.Sub(c.fleetReadAt) >= registryInterval {
+		recs, err := reg.ListAgents(ctx, s.now().Add(-registryStale))
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Named("progress").Warn("read the agent registry", "error", err)
+			}
+			return c.fleet
+		}
+		c.fleet, c.fleetReadAt = recs, now
+	}
+	return c.fleet
+}
+
+// agentsServing counts the agents of the whole fleet connected for each instance type.
+func (s *Server) agentsServing(ctx context.Context) map[string]int {
+	out := map[string]int{}
+	for _, a := range s.servingAgents(ctx) {
+		for _, t := range a.types {
+			out[t]++
+		}
+	}
+	return out
+}
+
+// servingSlots estimates the runner slots working for each instance type of a batch, over the
+// agents of every coordinator. An agent's slots are shared by the types it serves, so each
+// agent's slots are split evenly among its types that still have open work here; draining agents
+// take no new work and count for nothing. The sum is capped by the type's fleet-wide
+// max_concurrent.
+func (s *Server) servingSlots(ctx context.Context, counts map[string]store.StateCounts) map[string]int {
+	share := map[string]float64{}
+	for _, a := range s.servingAgents(ctx) {
+		if a.draining {
 			continue
 		}
 		var open []string
-		for _, t := range sess.types {
+		for _, t := range a.types {
 			if counts[t].Open() > 0 {
 				open = append(open, t)
 			}
 		}
 		for _, t := range open {
-			share[t] += float64(sess.slots) / float64(len(open))
+			share[t] += float64(a.slots) / float64(len(open))
 		}
 	}
 	caps := s.maxConcurrent()
@@ -184,7 +250,7 @@ func (s *Server) addProgress(ctx context.Context, b *store.Batch, counts map[str
 	out.CostUsd = st.cost
 	var slots map[string]int
 	if b.State == store.BatchRunning {
-		slots = s.servingSlots(counts)
+		slots = s.servingSlots(ctx, counts)
 	}
 	for _, ip := range out.GetInstances() {
 		name := ip.GetInstanceType()

@@ -272,16 +272,3 @@ func (r *registry) snapshot() []*session {
 	}
 	return out
 }
-
-// agentsServing counts connected sessions per instance type.
-func (r *registry) agentsServing() map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[string]int{}
-	for _, s := range r.byID {
-		for _, t := range s.types {
-			out[t]++
-		}
-	}
-	return out
-}

@@ -205,3 +205,22 @@ func (f *fleet) checkInvariants(batchID string) *invariant.Report {
 	require.NoError(f.t, rep.Err())
 	return rep
 }
+
+// agentAt starts an agent connected to coordinator m directly rather than through the balancer,
+// so a test knows which coordinator holds its stream.
+func (f *fleet) agentAt(m *fleetMember, id string, args ...string) *proc {
+	f.t.Helper()
+	return start(f.t, "enrich-agent", append([]string{"--coordinator", m.addr, "--id", id, "--log-level", "debug",
+		"--drain-grace", "3s"}, args...)...)
+}
+
+// direct is a cluster view of coordinator m alone: its enrichctl and ControlService calls go to
+// m, not through the balancer.
+func (f *fleet) direct(m *fleetMember) *cluster {
+	f.t.Helper()
+	conn, err := grpc.NewClient(m.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(f.t, err)
+	f.t.Cleanup(func() { conn.Close() })
+	return &cluster{t: f.t, addr: m.addr, httpAddr: m.httpAddr, dir: f.dir, dossiers: f.dossiers,
+		ctl: enrichv1.NewControlServiceClient(conn)}
+}

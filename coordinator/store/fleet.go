@@ -57,3 +57,16 @@ type ChangeFeed interface {
 	// best effort (a reconnect may miss some): callers keep polling as well.
 	FollowChanges(ctx context.Context, fn func(batchID string)) error
 }
+
+// AgentDrains carries an operator's drain of an agent to the coordinator that serves its stream,
+// so `enrichctl agents drain` works through any coordinator of a fleet. A request is a mark on
+// the agent's registry row; the serving coordinator reads it on its next registry refresh and
+// drains the session itself (only the holder of a stream may send on it).
+type AgentDrains interface {
+	// RequestDrain marks the agent's current session as draining and returns its row. It returns
+	// ErrNotFound when no coordinator has published the agent at or after since. The mark
+	// survives the serving coordinator's refreshes of that session and dies with the session.
+	RequestDrain(ctx context.Context, agentID string, since time.Time) (AgentRecord, error)
+	// DrainRequests returns, of the given sessions, those whose rows are marked draining.
+	DrainRequests(ctx context.Context, sessionIDs []string) ([]string, error)
+}

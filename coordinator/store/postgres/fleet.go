@@ -11,6 +11,8 @@ import (
 	"github.com/sportsintel/enrich/coordinator/store"
 )
 
+var _ store.AgentDrains = (*Store)(nil)
+
 func (s *Store) PutAgents(ctx context.Context, agents []store.AgentRecord) error {
 	if len(agents) == 0 {
 		return nil
@@ -30,7 +32,9 @@ func (s *Store) PutAgents(ctx context.Context, agents []store.AgentRecord) error
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (agent_id) DO UPDATE SET session_id = EXCLUDED.session_id, coordinator = EXCLUDED.coordinator,
 				hostname = EXCLUDED.hostname, version = EXCLUDED.version, instance_types = EXCLUDED.instance_types,
-				slots = EXCLUDED.slots, in_flight = EXCLUDED.in_flight, labels = EXCLUDED.labels, draining = EXCLUDED.draining,
+				slots = EXCLUDED.slots, in_flight = EXCLUDED.in_flight, labels = EXCLUDED.labels,
+				-- A drain another coordinator requested for this session stays until its holder acts on it.
+				draining = EXCLUDED.draining OR (agents.draining AND agents.session_id = EXCLUDED.session_id),
 				connected_at = EXCLUDED.connected_at, last_heartbeat = EXCLUDED.last_heartbeat, last_seen = EXCLUDED.last_seen
 			-- An older session's refresh, racing a reconnect to another coordinator, must not win.
 			WHERE agents.session_id = EXCLUDED.session_id OR agents.connected_at <= EXCLUDED.connected_at`,
@@ -51,8 +55,13 @@ func (s *Store) RemoveAgent(ctx context.Context, agentID, sessionID string) erro
 }
 
 func (s *Store) ListAgents(ctx context.Context, since time.Time) ([]store.AgentRecord, error) {
+	return s.listAgents(ctx, `last_seen >= $1`, ms(since))
+}
+
+// listAgents reads the agent rows that match where (a condition on the agents table, with args).
+func (s *Store) listAgents(ctx context.Context, where string, args ...any) ([]store.AgentRecord, error) {
 	rows, err := s.pool.Query(ctx, `SELECT agent_id, session_id, coordinator, hostname, version, instance_types, slots, in_flight,
-		labels, draining, connected_at, last_heartbeat, last_seen FROM agents WHERE last_seen >= $1 ORDER BY agent_id`, ms(since))
+		labels, draining, connected_at, last_heartbeat, last_seen FROM agents WHERE `+where+` ORDER BY agent_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", err)
 	}
@@ -73,6 +82,42 @@ func (s *Store) ListAgents(ctx context.Context, since time.Time) ([]store.AgentR
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+func (s *Store) RequestDrain(ctx context.Context, agentID string, since time.Time) (store.AgentRecord, error) {
+	// Only a row refreshed recently names a live session: a drain for a session that is gone
+	// would be lost silently, so it is refused as not found instead.
+	tag, err := s.pool.Exec(ctx, `UPDATE agents SET draining = true WHERE agent_id = $1 AND last_seen >= $2`, agentID, ms(since))
+	if err != nil {
+		return store.AgentRecord{}, fmt.Errorf("request drain of agent %s: %w", agentID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.AgentRecord{}, fmt.Errorf("agent %s: %w", agentID, store.ErrNotFound)
+	}
+	recs, err := s.listAgents(ctx, `agent_id = $1`, agentID)
+	if err != nil {
+		return store.AgentRecord{}, err
+	}
+	if len(recs) == 0 {
+		// Its coordinator removed the row in between: the session ended.
+		return store.AgentRecord{}, fmt.Errorf("agent %s: %w", agentID, store.ErrNotFound)
+	}
+	return recs[0], nil
+}
+
+func (s *Store) DrainRequests(ctx context.Context, sessionIDs []string) ([]string, error) {
+	if len(sessionIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT session_id FROM agents WHERE draining AND session_id = ANY($1)`, sessionIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read drain requests: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read drain requests: %w", err)
+	}
+	return out, nil
 }
 
 func (s *Store) PruneAgents(ctx context.Context, before time.Time) (int, error) {
