@@ -98,7 +98,12 @@ type classified struct {
 }
 
 func (c *controlService) PrepareBatch(ctx context.Context, req *enrichv1.PrepareBatchRequest) (*enrichv1.PrepareBatchResponse, error) {
-	s := c.s
+	return c.s.prepareBatch(ctx, req, "")
+}
+
+// prepareBatch is PrepareBatch for operators and for schedules (schedule.go); origin, when set,
+// heads the batch's source so a batch says which schedule prepared it.
+func (s *Server) prepareBatch(ctx context.Context, req *enrichv1.PrepareBatchRequest, origin string) (*enrichv1.PrepareBatchResponse, error) {
 	ents := req.GetEntities()
 	capacity, err := s.capacities(req.GetCapacity())
 	if err != nil {
@@ -121,6 +126,9 @@ func (c *controlService) PrepareBatch(ctx context.Context, req *enrichv1.Prepare
 			return nil, sel.empty()
 		}
 		ents, notRead, source = sel.entities, sel.notRead, keepHead(sel.source, 256)
+	}
+	if origin != "" {
+		source = keepHead(origin+source, 256)
 	}
 	if len(ents) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "no entities: the batch would be empty")

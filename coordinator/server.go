@@ -126,6 +126,7 @@ func (s *Server) Run(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	s.goBackground(func() { s.commitLoop(ctx) })
 	s.goBackground(func() { s.reapLoop(ctx) })
 	s.goBackground(func() { s.fleetLoop(ctx) })
+	s.goBackground(func() { newScheduler(s).loop(ctx) })
 
 	errc := make(chan error, 2)
 	var gs *grpc.Server

@@ -109,6 +109,7 @@ failures, 4 the batch was cancelled, 5 the batch stopped at its budget.`,
 		c.promptCommand(),
 		c.certsCommand(),
 		c.tokensCommand(),
+		c.scheduleCommand(),
 	)
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -21,6 +22,64 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// ScheduleOutcome is what a schedule's last run did.
+type ScheduleOutcome int32
+
+const (
+	// The schedule has not run yet.
+	ScheduleOutcome_SCHEDULE_OUTCOME_UNSPECIFIED ScheduleOutcome = 0
+	// A batch was prepared and launched (last_batch_id).
+	ScheduleOutcome_SCHEDULE_OUTCOME_LAUNCHED ScheduleOutcome = 1
+	// Nothing was prepared: the batch of the previous run was still running (last_message says which).
+	ScheduleOutcome_SCHEDULE_OUTCOME_SKIPPED ScheduleOutcome = 2
+	// The run failed (Neo4j unreachable, nothing to enrich, ...): last_message is the reason. The
+	// schedule tries again at its next time, not before.
+	ScheduleOutcome_SCHEDULE_OUTCOME_FAILED ScheduleOutcome = 3
+)
+
+// Enum value maps for ScheduleOutcome.
+var (
+	ScheduleOutcome_name = map[int32]string{
+		0: "SCHEDULE_OUTCOME_UNSPECIFIED",
+		1: "SCHEDULE_OUTCOME_LAUNCHED",
+		2: "SCHEDULE_OUTCOME_SKIPPED",
+		3: "SCHEDULE_OUTCOME_FAILED",
+	}
+	ScheduleOutcome_value = map[string]int32{
+		"SCHEDULE_OUTCOME_UNSPECIFIED": 0,
+		"SCHEDULE_OUTCOME_LAUNCHED":    1,
+		"SCHEDULE_OUTCOME_SKIPPED":     2,
+		"SCHEDULE_OUTCOME_FAILED":      3,
+	}
+)
+
+func (x ScheduleOutcome) Enum() *ScheduleOutcome {
+	p := new(ScheduleOutcome)
+	*p = x
+	return p
+}
+
+func (x ScheduleOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ScheduleOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_enrich_v1_control_proto_enumTypes[0].Descriptor()
+}
+
+func (ScheduleOutcome) Type() protoreflect.EnumType {
+	return &file_enrich_v1_control_proto_enumTypes[0]
+}
+
+func (x ScheduleOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ScheduleOutcome.Descriptor instead.
+func (ScheduleOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{0}
+}
 
 type PrepareBatchRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -1389,11 +1448,651 @@ func (x *GetDossierResponse) GetDossierJson() []byte {
 	return nil
 }
 
+// Schedule prepares a batch from the coordinator's knowledge graph and launches it on a cron.
+type Schedule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique; names the schedule in every request and in the source of the batches it prepares.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Five fields (minute hour day-of-month month day-of-week) or a descriptor such as @daily or
+	// @every 6h.
+	Cron string `protobuf:"bytes,2,opt,name=cron,proto3" json:"cron,omitempty"`
+	// IANA time zone the cron is read in; UTC when empty.
+	Timezone string `protobuf:"bytes,3,opt,name=timezone,proto3" json:"timezone,omitempty"`
+	// The selection, as PrepareBatchRequest.neo4j_source.
+	Neo4JSource *Neo4JSource `protobuf:"bytes,4,opt,name=neo4j_source,json=neo4jSource,proto3" json:"neo4j_source,omitempty"`
+	// Caps each batch (0: only the instance types' capacities).
+	Size int32 `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	// Budget each batch is launched with (0: the instance types' configured budgets).
+	BudgetUsd float64                `protobuf:"fixed64,6,opt,name=budget_usd,json=budgetUsd,proto3" json:"budget_usd,omitempty"`
+	Paused    bool                   `protobuf:"varint,7,opt,name=paused,proto3" json:"paused,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When the schedule fires next; unset while paused.
+	NextRunAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=next_run_at,json=nextRunAt,proto3" json:"next_run_at,omitempty"`
+	// The cron time of the last run, whatever its outcome; unset before the first.
+	LastRunAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_run_at,json=lastRunAt,proto3" json:"last_run_at,omitempty"`
+	LastOutcome ScheduleOutcome        `protobuf:"varint,11,opt,name=last_outcome,json=lastOutcome,proto3,enum=enrich.v1.ScheduleOutcome" json:"last_outcome,omitempty"`
+	// "batch X still running" for a skip, the reason of a failure.
+	LastMessage string `protobuf:"bytes,12,opt,name=last_message,json=lastMessage,proto3" json:"last_message,omitempty"`
+	// The batch the schedule launched last; a skip or a failure leaves it as it was.
+	LastBatchId string `protobuf:"bytes,13,opt,name=last_batch_id,json=lastBatchId,proto3" json:"last_batch_id,omitempty"`
+	// Set while a run is preparing and launching its batch.
+	FiringSince   *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=firing_since,json=firingSince,proto3" json:"firing_since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Schedule) Reset() {
+	*x = Schedule{}
+	mi := &file_enrich_v1_control_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Schedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Schedule) ProtoMessage() {}
+
+func (x *Schedule) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
+func (*Schedule) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Schedule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Schedule) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *Schedule) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
+}
+
+func (x *Schedule) GetNeo4JSource() *Neo4JSource {
+	if x != nil {
+		return x.Neo4JSource
+	}
+	return nil
+}
+
+func (x *Schedule) GetSize() int32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Schedule) GetBudgetUsd() float64 {
+	if x != nil {
+		return x.BudgetUsd
+	}
+	return 0
+}
+
+func (x *Schedule) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *Schedule) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Schedule) GetNextRunAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRunAt
+	}
+	return nil
+}
+
+func (x *Schedule) GetLastRunAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRunAt
+	}
+	return nil
+}
+
+func (x *Schedule) GetLastOutcome() ScheduleOutcome {
+	if x != nil {
+		return x.LastOutcome
+	}
+	return ScheduleOutcome_SCHEDULE_OUTCOME_UNSPECIFIED
+}
+
+func (x *Schedule) GetLastMessage() string {
+	if x != nil {
+		return x.LastMessage
+	}
+	return ""
+}
+
+func (x *Schedule) GetLastBatchId() string {
+	if x != nil {
+		return x.LastBatchId
+	}
+	return ""
+}
+
+func (x *Schedule) GetFiringSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FiringSince
+	}
+	return nil
+}
+
+type CreateScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1-64 letters, digits, '.', '_' and '-', starting with a letter or digit. Empty: the
+	// coordinator picks one.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// See Schedule.cron. A leading CRON_TZ=Zone sets the time zone too.
+	Cron string `protobuf:"bytes,2,opt,name=cron,proto3" json:"cron,omitempty"`
+	// IANA time zone name (Europe/London); empty: UTC.
+	Timezone string `protobuf:"bytes,3,opt,name=timezone,proto3" json:"timezone,omitempty"`
+	// Required: schedules select from the knowledge graph, the only source that changes by itself.
+	Neo4JSource *Neo4JSource `protobuf:"bytes,4,opt,name=neo4j_source,json=neo4jSource,proto3" json:"neo4j_source,omitempty"`
+	Size        int32        `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	BudgetUsd   float64      `protobuf:"fixed64,6,opt,name=budget_usd,json=budgetUsd,proto3" json:"budget_usd,omitempty"`
+	// Create the schedule paused.
+	Paused        bool `protobuf:"varint,7,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduleRequest) Reset() {
+	*x = CreateScheduleRequest{}
+	mi := &file_enrich_v1_control_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduleRequest) ProtoMessage() {}
+
+func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
+func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CreateScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
+}
+
+func (x *CreateScheduleRequest) GetNeo4JSource() *Neo4JSource {
+	if x != nil {
+		return x.Neo4JSource
+	}
+	return nil
+}
+
+func (x *CreateScheduleRequest) GetSize() int32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *CreateScheduleRequest) GetBudgetUsd() float64 {
+	if x != nil {
+		return x.BudgetUsd
+	}
+	return 0
+}
+
+func (x *CreateScheduleRequest) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+type CreateScheduleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schedule      *Schedule              `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduleResponse) Reset() {
+	*x = CreateScheduleResponse{}
+	mi := &file_enrich_v1_control_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduleResponse) ProtoMessage() {}
+
+func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduleResponse.ProtoReflect.Descriptor instead.
+func (*CreateScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateScheduleResponse) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+type ListSchedulesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesRequest) Reset() {
+	*x = ListSchedulesRequest{}
+	mi := &file_enrich_v1_control_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesRequest) ProtoMessage() {}
+
+func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
+func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{29}
+}
+
+type ListSchedulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By name.
+	Schedules     []*Schedule `protobuf:"bytes,1,rep,name=schedules,proto3" json:"schedules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesResponse) Reset() {
+	*x = ListSchedulesResponse{}
+	mi := &file_enrich_v1_control_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesResponse) ProtoMessage() {}
+
+func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
+func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
+	if x != nil {
+		return x.Schedules
+	}
+	return nil
+}
+
+type DeleteScheduleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScheduleRequest) Reset() {
+	*x = DeleteScheduleRequest{}
+	mi := &file_enrich_v1_control_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScheduleRequest) ProtoMessage() {}
+
+func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScheduleRequest.ProtoReflect.Descriptor instead.
+func (*DeleteScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteScheduleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScheduleResponse) Reset() {
+	*x = DeleteScheduleResponse{}
+	mi := &file_enrich_v1_control_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScheduleResponse) ProtoMessage() {}
+
+func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{32}
+}
+
+type PauseScheduleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseScheduleRequest) Reset() {
+	*x = PauseScheduleRequest{}
+	mi := &file_enrich_v1_control_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseScheduleRequest) ProtoMessage() {}
+
+func (x *PauseScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseScheduleRequest.ProtoReflect.Descriptor instead.
+func (*PauseScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PauseScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type PauseScheduleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schedule      *Schedule              `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseScheduleResponse) Reset() {
+	*x = PauseScheduleResponse{}
+	mi := &file_enrich_v1_control_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseScheduleResponse) ProtoMessage() {}
+
+func (x *PauseScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseScheduleResponse.ProtoReflect.Descriptor instead.
+func (*PauseScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PauseScheduleResponse) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+type ResumeScheduleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeScheduleRequest) Reset() {
+	*x = ResumeScheduleRequest{}
+	mi := &file_enrich_v1_control_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeScheduleRequest) ProtoMessage() {}
+
+func (x *ResumeScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeScheduleRequest.ProtoReflect.Descriptor instead.
+func (*ResumeScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ResumeScheduleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ResumeScheduleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schedule      *Schedule              `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeScheduleResponse) Reset() {
+	*x = ResumeScheduleResponse{}
+	mi := &file_enrich_v1_control_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeScheduleResponse) ProtoMessage() {}
+
+func (x *ResumeScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeScheduleResponse.ProtoReflect.Descriptor instead.
+func (*ResumeScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ResumeScheduleResponse) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
 var File_enrich_v1_control_proto protoreflect.FileDescriptor
 
 const file_enrich_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x17enrich/v1/control.proto\x12\tenrich.v1\x1a\x15enrich/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\"\xf2\x02\n" +
+	"\x17enrich/v1/control.proto\x12\tenrich.v1\x1a\x15enrich/v1/types.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x02\n" +
 	"\x13PrepareBatchRequest\x12-\n" +
 	"\bentities\x18\x01 \x03(\v2\x11.enrich.v1.EntityR\bentities\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x12\n" +
@@ -1478,7 +2177,56 @@ const file_enrich_v1_control_proto_rawDesc = "" +
 	"\tentity_id\x18\x02 \x01(\tR\bentityId\"\\\n" +
 	"\x12GetDossierResponse\x12#\n" +
 	"\x04item\x18\x01 \x01(\v2\x0f.enrich.v1.ItemR\x04item\x12!\n" +
-	"\fdossier_json\x18\x02 \x01(\fR\vdossierJson2\xae\a\n" +
+	"\fdossier_json\x18\x02 \x01(\fR\vdossierJson\"\xcc\x04\n" +
+	"\bSchedule\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x1a\n" +
+	"\btimezone\x18\x03 \x01(\tR\btimezone\x129\n" +
+	"\fneo4j_source\x18\x04 \x01(\v2\x16.enrich.v1.Neo4jSourceR\vneo4jSource\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x05R\x04size\x12\x1d\n" +
+	"\n" +
+	"budget_usd\x18\x06 \x01(\x01R\tbudgetUsd\x12\x16\n" +
+	"\x06paused\x18\a \x01(\bR\x06paused\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12:\n" +
+	"\vnext_run_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tnextRunAt\x12:\n" +
+	"\vlast_run_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tlastRunAt\x12=\n" +
+	"\flast_outcome\x18\v \x01(\x0e2\x1a.enrich.v1.ScheduleOutcomeR\vlastOutcome\x12!\n" +
+	"\flast_message\x18\f \x01(\tR\vlastMessage\x12\"\n" +
+	"\rlast_batch_id\x18\r \x01(\tR\vlastBatchId\x12=\n" +
+	"\ffiring_since\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vfiringSince\"\xe1\x01\n" +
+	"\x15CreateScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x1a\n" +
+	"\btimezone\x18\x03 \x01(\tR\btimezone\x129\n" +
+	"\fneo4j_source\x18\x04 \x01(\v2\x16.enrich.v1.Neo4jSourceR\vneo4jSource\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x05R\x04size\x12\x1d\n" +
+	"\n" +
+	"budget_usd\x18\x06 \x01(\x01R\tbudgetUsd\x12\x16\n" +
+	"\x06paused\x18\a \x01(\bR\x06paused\"I\n" +
+	"\x16CreateScheduleResponse\x12/\n" +
+	"\bschedule\x18\x01 \x01(\v2\x13.enrich.v1.ScheduleR\bschedule\"\x16\n" +
+	"\x14ListSchedulesRequest\"J\n" +
+	"\x15ListSchedulesResponse\x121\n" +
+	"\tschedules\x18\x01 \x03(\v2\x13.enrich.v1.ScheduleR\tschedules\"+\n" +
+	"\x15DeleteScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x18\n" +
+	"\x16DeleteScheduleResponse\"*\n" +
+	"\x14PauseScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"H\n" +
+	"\x15PauseScheduleResponse\x12/\n" +
+	"\bschedule\x18\x01 \x01(\v2\x13.enrich.v1.ScheduleR\bschedule\"+\n" +
+	"\x15ResumeScheduleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
+	"\x16ResumeScheduleResponse\x12/\n" +
+	"\bschedule\x18\x01 \x01(\v2\x13.enrich.v1.ScheduleR\bschedule*\x8d\x01\n" +
+	"\x0fScheduleOutcome\x12 \n" +
+	"\x1cSCHEDULE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19SCHEDULE_OUTCOME_LAUNCHED\x10\x01\x12\x1c\n" +
+	"\x18SCHEDULE_OUTCOME_SKIPPED\x10\x02\x12\x1b\n" +
+	"\x17SCHEDULE_OUTCOME_FAILED\x10\x032\xdb\n" +
+	"\n" +
 	"\x0eControlService\x12O\n" +
 	"\fPrepareBatch\x12\x1e.enrich.v1.PrepareBatchRequest\x1a\x1f.enrich.v1.PrepareBatchResponse\x12L\n" +
 	"\vLaunchBatch\x12\x1d.enrich.v1.LaunchBatchRequest\x1a\x1e.enrich.v1.LaunchBatchResponse\x12C\n" +
@@ -1496,7 +2244,12 @@ const file_enrich_v1_control_proto_rawDesc = "" +
 	"\n" +
 	"DrainAgent\x12\x1c.enrich.v1.DrainAgentRequest\x1a\x1d.enrich.v1.DrainAgentResponse\x12I\n" +
 	"\n" +
-	"GetDossier\x12\x1c.enrich.v1.GetDossierRequest\x1a\x1d.enrich.v1.GetDossierResponseB\x98\x01\n" +
+	"GetDossier\x12\x1c.enrich.v1.GetDossierRequest\x1a\x1d.enrich.v1.GetDossierResponse\x12U\n" +
+	"\x0eCreateSchedule\x12 .enrich.v1.CreateScheduleRequest\x1a!.enrich.v1.CreateScheduleResponse\x12R\n" +
+	"\rListSchedules\x12\x1f.enrich.v1.ListSchedulesRequest\x1a .enrich.v1.ListSchedulesResponse\x12U\n" +
+	"\x0eDeleteSchedule\x12 .enrich.v1.DeleteScheduleRequest\x1a!.enrich.v1.DeleteScheduleResponse\x12R\n" +
+	"\rPauseSchedule\x12\x1f.enrich.v1.PauseScheduleRequest\x1a .enrich.v1.PauseScheduleResponse\x12U\n" +
+	"\x0eResumeSchedule\x12 .enrich.v1.ResumeScheduleRequest\x1a!.enrich.v1.ResumeScheduleResponseB\x98\x01\n" +
 	"\rcom.enrich.v1B\fControlProtoP\x01Z4github.com/sportsintel/enrich/gen/enrich/v1;enrichv1\xa2\x02\x03EXX\xaa\x02\tEnrich.V1\xca\x02\tEnrich\\V1\xe2\x02\x15Enrich\\V1\\GPBMetadata\xea\x02\n" +
 	"Enrich::V1b\x06proto3"
 
@@ -1512,95 +2265,130 @@ func file_enrich_v1_control_proto_rawDescGZIP() []byte {
 	return file_enrich_v1_control_proto_rawDescData
 }
 
-var file_enrich_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_enrich_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_enrich_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_enrich_v1_control_proto_goTypes = []any{
-	(*PrepareBatchRequest)(nil),      // 0: enrich.v1.PrepareBatchRequest
-	(*Neo4JSource)(nil),              // 1: enrich.v1.Neo4jSource
-	(*PrepareBatchResponse)(nil),     // 2: enrich.v1.PrepareBatchResponse
-	(*LaunchBatchRequest)(nil),       // 3: enrich.v1.LaunchBatchRequest
-	(*LaunchBatchResponse)(nil),      // 4: enrich.v1.LaunchBatchResponse
-	(*GetBatchRequest)(nil),          // 5: enrich.v1.GetBatchRequest
-	(*GetBatchResponse)(nil),         // 6: enrich.v1.GetBatchResponse
-	(*ListBatchesRequest)(nil),       // 7: enrich.v1.ListBatchesRequest
-	(*ListBatchesResponse)(nil),      // 8: enrich.v1.ListBatchesResponse
-	(*WatchBatchRequest)(nil),        // 9: enrich.v1.WatchBatchRequest
-	(*WatchBatchResponse)(nil),       // 10: enrich.v1.WatchBatchResponse
-	(*CancelBatchRequest)(nil),       // 11: enrich.v1.CancelBatchRequest
-	(*CancelBatchResponse)(nil),      // 12: enrich.v1.CancelBatchResponse
-	(*RetryBatchRequest)(nil),        // 13: enrich.v1.RetryBatchRequest
-	(*RetryBatchResponse)(nil),       // 14: enrich.v1.RetryBatchResponse
-	(*ConsolidateBatchRequest)(nil),  // 15: enrich.v1.ConsolidateBatchRequest
-	(*Neo4JTarget)(nil),              // 16: enrich.v1.Neo4jTarget
-	(*ConsolidateBatchResponse)(nil), // 17: enrich.v1.ConsolidateBatchResponse
-	(*ListItemsRequest)(nil),         // 18: enrich.v1.ListItemsRequest
-	(*ListItemsResponse)(nil),        // 19: enrich.v1.ListItemsResponse
-	(*ListAgentsRequest)(nil),        // 20: enrich.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 21: enrich.v1.ListAgentsResponse
-	(*DrainAgentRequest)(nil),        // 22: enrich.v1.DrainAgentRequest
-	(*DrainAgentResponse)(nil),       // 23: enrich.v1.DrainAgentResponse
-	(*GetDossierRequest)(nil),        // 24: enrich.v1.GetDossierRequest
-	(*GetDossierResponse)(nil),       // 25: enrich.v1.GetDossierResponse
-	nil,                              // 26: enrich.v1.PrepareBatchRequest.CapacityEntry
-	nil,                              // 27: enrich.v1.PrepareBatchResponse.LeftOutEntry
-	(*Entity)(nil),                   // 28: enrich.v1.Entity
-	(Priority)(0),                    // 29: enrich.v1.Priority
-	(*durationpb.Duration)(nil),      // 30: google.protobuf.Duration
-	(*Batch)(nil),                    // 31: enrich.v1.Batch
-	(ItemState)(0),                   // 32: enrich.v1.ItemState
-	(*Item)(nil),                     // 33: enrich.v1.Item
-	(*AgentInfo)(nil),                // 34: enrich.v1.AgentInfo
+	(ScheduleOutcome)(0),             // 0: enrich.v1.ScheduleOutcome
+	(*PrepareBatchRequest)(nil),      // 1: enrich.v1.PrepareBatchRequest
+	(*Neo4JSource)(nil),              // 2: enrich.v1.Neo4jSource
+	(*PrepareBatchResponse)(nil),     // 3: enrich.v1.PrepareBatchResponse
+	(*LaunchBatchRequest)(nil),       // 4: enrich.v1.LaunchBatchRequest
+	(*LaunchBatchResponse)(nil),      // 5: enrich.v1.LaunchBatchResponse
+	(*GetBatchRequest)(nil),          // 6: enrich.v1.GetBatchRequest
+	(*GetBatchResponse)(nil),         // 7: enrich.v1.GetBatchResponse
+	(*ListBatchesRequest)(nil),       // 8: enrich.v1.ListBatchesRequest
+	(*ListBatchesResponse)(nil),      // 9: enrich.v1.ListBatchesResponse
+	(*WatchBatchRequest)(nil),        // 10: enrich.v1.WatchBatchRequest
+	(*WatchBatchResponse)(nil),       // 11: enrich.v1.WatchBatchResponse
+	(*CancelBatchRequest)(nil),       // 12: enrich.v1.CancelBatchRequest
+	(*CancelBatchResponse)(nil),      // 13: enrich.v1.CancelBatchResponse
+	(*RetryBatchRequest)(nil),        // 14: enrich.v1.RetryBatchRequest
+	(*RetryBatchResponse)(nil),       // 15: enrich.v1.RetryBatchResponse
+	(*ConsolidateBatchRequest)(nil),  // 16: enrich.v1.ConsolidateBatchRequest
+	(*Neo4JTarget)(nil),              // 17: enrich.v1.Neo4jTarget
+	(*ConsolidateBatchResponse)(nil), // 18: enrich.v1.ConsolidateBatchResponse
+	(*ListItemsRequest)(nil),         // 19: enrich.v1.ListItemsRequest
+	(*ListItemsResponse)(nil),        // 20: enrich.v1.ListItemsResponse
+	(*ListAgentsRequest)(nil),        // 21: enrich.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 22: enrich.v1.ListAgentsResponse
+	(*DrainAgentRequest)(nil),        // 23: enrich.v1.DrainAgentRequest
+	(*DrainAgentResponse)(nil),       // 24: enrich.v1.DrainAgentResponse
+	(*GetDossierRequest)(nil),        // 25: enrich.v1.GetDossierRequest
+	(*GetDossierResponse)(nil),       // 26: enrich.v1.GetDossierResponse
+	(*Schedule)(nil),                 // 27: enrich.v1.Schedule
+	(*CreateScheduleRequest)(nil),    // 28: enrich.v1.CreateScheduleRequest
+	(*CreateScheduleResponse)(nil),   // 29: enrich.v1.CreateScheduleResponse
+	(*ListSchedulesRequest)(nil),     // 30: enrich.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),    // 31: enrich.v1.ListSchedulesResponse
+	(*DeleteScheduleRequest)(nil),    // 32: enrich.v1.DeleteScheduleRequest
+	(*DeleteScheduleResponse)(nil),   // 33: enrich.v1.DeleteScheduleResponse
+	(*PauseScheduleRequest)(nil),     // 34: enrich.v1.PauseScheduleRequest
+	(*PauseScheduleResponse)(nil),    // 35: enrich.v1.PauseScheduleResponse
+	(*ResumeScheduleRequest)(nil),    // 36: enrich.v1.ResumeScheduleRequest
+	(*ResumeScheduleResponse)(nil),   // 37: enrich.v1.ResumeScheduleResponse
+	nil,                              // 38: enrich.v1.PrepareBatchRequest.CapacityEntry
+	nil,                              // 39: enrich.v1.PrepareBatchResponse.LeftOutEntry
+	(*Entity)(nil),                   // 40: enrich.v1.Entity
+	(Priority)(0),                    // 41: enrich.v1.Priority
+	(*durationpb.Duration)(nil),      // 42: google.protobuf.Duration
+	(*Batch)(nil),                    // 43: enrich.v1.Batch
+	(ItemState)(0),                   // 44: enrich.v1.ItemState
+	(*Item)(nil),                     // 45: enrich.v1.Item
+	(*AgentInfo)(nil),                // 46: enrich.v1.AgentInfo
+	(*timestamppb.Timestamp)(nil),    // 47: google.protobuf.Timestamp
 }
 var file_enrich_v1_control_proto_depIdxs = []int32{
-	28, // 0: enrich.v1.PrepareBatchRequest.entities:type_name -> enrich.v1.Entity
-	29, // 1: enrich.v1.PrepareBatchRequest.default_priority:type_name -> enrich.v1.Priority
-	26, // 2: enrich.v1.PrepareBatchRequest.capacity:type_name -> enrich.v1.PrepareBatchRequest.CapacityEntry
-	1,  // 3: enrich.v1.PrepareBatchRequest.neo4j_source:type_name -> enrich.v1.Neo4jSource
-	29, // 4: enrich.v1.Neo4jSource.min_priority:type_name -> enrich.v1.Priority
-	30, // 5: enrich.v1.Neo4jSource.stale_after:type_name -> google.protobuf.Duration
-	31, // 6: enrich.v1.PrepareBatchResponse.batch:type_name -> enrich.v1.Batch
-	27, // 7: enrich.v1.PrepareBatchResponse.left_out:type_name -> enrich.v1.PrepareBatchResponse.LeftOutEntry
-	31, // 8: enrich.v1.LaunchBatchResponse.batch:type_name -> enrich.v1.Batch
-	31, // 9: enrich.v1.GetBatchResponse.batch:type_name -> enrich.v1.Batch
-	31, // 10: enrich.v1.ListBatchesResponse.batches:type_name -> enrich.v1.Batch
-	31, // 11: enrich.v1.WatchBatchResponse.batch:type_name -> enrich.v1.Batch
-	31, // 12: enrich.v1.CancelBatchResponse.batch:type_name -> enrich.v1.Batch
-	31, // 13: enrich.v1.RetryBatchResponse.batch:type_name -> enrich.v1.Batch
-	16, // 14: enrich.v1.ConsolidateBatchRequest.neo4j:type_name -> enrich.v1.Neo4jTarget
-	31, // 15: enrich.v1.ConsolidateBatchResponse.batch:type_name -> enrich.v1.Batch
-	32, // 16: enrich.v1.ListItemsRequest.states:type_name -> enrich.v1.ItemState
-	33, // 17: enrich.v1.ListItemsResponse.items:type_name -> enrich.v1.Item
-	34, // 18: enrich.v1.ListAgentsResponse.agents:type_name -> enrich.v1.AgentInfo
-	34, // 19: enrich.v1.DrainAgentResponse.agent:type_name -> enrich.v1.AgentInfo
-	33, // 20: enrich.v1.GetDossierResponse.item:type_name -> enrich.v1.Item
-	0,  // 21: enrich.v1.ControlService.PrepareBatch:input_type -> enrich.v1.PrepareBatchRequest
-	3,  // 22: enrich.v1.ControlService.LaunchBatch:input_type -> enrich.v1.LaunchBatchRequest
-	5,  // 23: enrich.v1.ControlService.GetBatch:input_type -> enrich.v1.GetBatchRequest
-	7,  // 24: enrich.v1.ControlService.ListBatches:input_type -> enrich.v1.ListBatchesRequest
-	9,  // 25: enrich.v1.ControlService.WatchBatch:input_type -> enrich.v1.WatchBatchRequest
-	11, // 26: enrich.v1.ControlService.CancelBatch:input_type -> enrich.v1.CancelBatchRequest
-	13, // 27: enrich.v1.ControlService.RetryBatch:input_type -> enrich.v1.RetryBatchRequest
-	15, // 28: enrich.v1.ControlService.ConsolidateBatch:input_type -> enrich.v1.ConsolidateBatchRequest
-	18, // 29: enrich.v1.ControlService.ListItems:input_type -> enrich.v1.ListItemsRequest
-	20, // 30: enrich.v1.ControlService.ListAgents:input_type -> enrich.v1.ListAgentsRequest
-	22, // 31: enrich.v1.ControlService.DrainAgent:input_type -> enrich.v1.DrainAgentRequest
-	24, // 32: enrich.v1.ControlService.GetDossier:input_type -> enrich.v1.GetDossierRequest
-	2,  // 33: enrich.v1.ControlService.PrepareBatch:output_type -> enrich.v1.PrepareBatchResponse
-	4,  // 34: enrich.v1.ControlService.LaunchBatch:output_type -> enrich.v1.LaunchBatchResponse
-	6,  // 35: enrich.v1.ControlService.GetBatch:output_type -> enrich.v1.GetBatchResponse
-	8,  // 36: enrich.v1.ControlService.ListBatches:output_type -> enrich.v1.ListBatchesResponse
-	10, // 37: enrich.v1.ControlService.WatchBatch:output_type -> enrich.v1.WatchBatchResponse
-	12, // 38: enrich.v1.ControlService.CancelBatch:output_type -> enrich.v1.CancelBatchResponse
-	14, // 39: enrich.v1.ControlService.RetryBatch:output_type -> enrich.v1.RetryBatchResponse
-	17, // 40: enrich.v1.ControlService.ConsolidateBatch:output_type -> enrich.v1.ConsolidateBatchResponse
-	19, // 41: enrich.v1.ControlService.ListItems:output_type -> enrich.v1.ListItemsResponse
-	21, // 42: enrich.v1.ControlService.ListAgents:output_type -> enrich.v1.ListAgentsResponse
-	23, // 43: enrich.v1.ControlService.DrainAgent:output_type -> enrich.v1.DrainAgentResponse
-	25, // 44: enrich.v1.ControlService.GetDossier:output_type -> enrich.v1.GetDossierResponse
-	33, // [33:45] is the sub-list for method output_type
-	21, // [21:33] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	40, // 0: enrich.v1.PrepareBatchRequest.entities:type_name -> enrich.v1.Entity
+	41, // 1: enrich.v1.PrepareBatchRequest.default_priority:type_name -> enrich.v1.Priority
+	38, // 2: enrich.v1.PrepareBatchRequest.capacity:type_name -> enrich.v1.PrepareBatchRequest.CapacityEntry
+	2,  // 3: enrich.v1.PrepareBatchRequest.neo4j_source:type_name -> enrich.v1.Neo4jSource
+	41, // 4: enrich.v1.Neo4jSource.min_priority:type_name -> enrich.v1.Priority
+	42, // 5: enrich.v1.Neo4jSource.stale_after:type_name -> google.protobuf.Duration
+	43, // 6: enrich.v1.PrepareBatchResponse.batch:type_name -> enrich.v1.Batch
+	39, // 7: enrich.v1.PrepareBatchResponse.left_out:type_name -> enrich.v1.PrepareBatchResponse.LeftOutEntry
+	43, // 8: enrich.v1.LaunchBatchResponse.batch:type_name -> enrich.v1.Batch
+	43, // 9: enrich.v1.GetBatchResponse.batch:type_name -> enrich.v1.Batch
+	43, // 10: enrich.v1.ListBatchesResponse.batches:type_name -> enrich.v1.Batch
+	43, // 11: enrich.v1.WatchBatchResponse.batch:type_name -> enrich.v1.Batch
+	43, // 12: enrich.v1.CancelBatchResponse.batch:type_name -> enrich.v1.Batch
+	43, // 13: enrich.v1.RetryBatchResponse.batch:type_name -> enrich.v1.Batch
+	17, // 14: enrich.v1.ConsolidateBatchRequest.neo4j:type_name -> enrich.v1.Neo4jTarget
+	43, // 15: enrich.v1.ConsolidateBatchResponse.batch:type_name -> enrich.v1.Batch
+	44, // 16: enrich.v1.ListItemsRequest.states:type_name -> enrich.v1.ItemState
+	45, // 17: enrich.v1.ListItemsResponse.items:type_name -> enrich.v1.Item
+	46, // 18: enrich.v1.ListAgentsResponse.agents:type_name -> enrich.v1.AgentInfo
+	46, // 19: enrich.v1.DrainAgentResponse.agent:type_name -> enrich.v1.AgentInfo
+	45, // 20: enrich.v1.GetDossierResponse.item:type_name -> enrich.v1.Item
+	2,  // 21: enrich.v1.Schedule.neo4j_source:type_name -> enrich.v1.Neo4jSource
+	47, // 22: enrich.v1.Schedule.created_at:type_name -> google.protobuf.Timestamp
+	47, // 23: enrich.v1.Schedule.next_run_at:type_name -> google.protobuf.Timestamp
+	47, // 24: enrich.v1.Schedule.last_run_at:type_name -> google.protobuf.Timestamp
+	0,  // 25: enrich.v1.Schedule.last_outcome:type_name -> enrich.v1.ScheduleOutcome
+	47, // 26: enrich.v1.Schedule.firing_since:type_name -> google.protobuf.Timestamp
+	2,  // 27: enrich.v1.CreateScheduleRequest.neo4j_source:type_name -> enrich.v1.Neo4jSource
+	27, // 28: enrich.v1.CreateScheduleResponse.schedule:type_name -> enrich.v1.Schedule
+	27, // 29: enrich.v1.ListSchedulesResponse.schedules:type_name -> enrich.v1.Schedule
+	27, // 30: enrich.v1.PauseScheduleResponse.schedule:type_name -> enrich.v1.Schedule
+	27, // 31: enrich.v1.ResumeScheduleResponse.schedule:type_name -> enrich.v1.Schedule
+	1,  // 32: enrich.v1.ControlService.PrepareBatch:input_type -> enrich.v1.PrepareBatchRequest
+	4,  // 33: enrich.v1.ControlService.LaunchBatch:input_type -> enrich.v1.LaunchBatchRequest
+	6,  // 34: enrich.v1.ControlService.GetBatch:input_type -> enrich.v1.GetBatchRequest
+	8,  // 35: enrich.v1.ControlService.ListBatches:input_type -> enrich.v1.ListBatchesRequest
+	10, // 36: enrich.v1.ControlService.WatchBatch:input_type -> enrich.v1.WatchBatchRequest
+	12, // 37: enrich.v1.ControlService.CancelBatch:input_type -> enrich.v1.CancelBatchRequest
+	14, // 38: enrich.v1.ControlService.RetryBatch:input_type -> enrich.v1.RetryBatchRequest
+	16, // 39: enrich.v1.ControlService.ConsolidateBatch:input_type -> enrich.v1.ConsolidateBatchRequest
+	19, // 40: enrich.v1.ControlService.ListItems:input_type -> enrich.v1.ListItemsRequest
+	21, // 41: enrich.v1.ControlService.ListAgents:input_type -> enrich.v1.ListAgentsRequest
+	23, // 42: enrich.v1.ControlService.DrainAgent:input_type -> enrich.v1.DrainAgentRequest
+	25, // 43: enrich.v1.ControlService.GetDossier:input_type -> enrich.v1.GetDossierRequest
+	28, // 44: enrich.v1.ControlService.CreateSchedule:input_type -> enrich.v1.CreateScheduleRequest
+	30, // 45: enrich.v1.ControlService.ListSchedules:input_type -> enrich.v1.ListSchedulesRequest
+	32, // 46: enrich.v1.ControlService.DeleteSchedule:input_type -> enrich.v1.DeleteScheduleRequest
+	34, // 47: enrich.v1.ControlService.PauseSchedule:input_type -> enrich.v1.PauseScheduleRequest
+	36, // 48: enrich.v1.ControlService.ResumeSchedule:input_type -> enrich.v1.ResumeScheduleRequest
+	3,  // 49: enrich.v1.ControlService.PrepareBatch:output_type -> enrich.v1.PrepareBatchResponse
+	5,  // 50: enrich.v1.ControlService.LaunchBatch:output_type -> enrich.v1.LaunchBatchResponse
+	7,  // 51: enrich.v1.ControlService.GetBatch:output_type -> enrich.v1.GetBatchResponse
+	9,  // 52: enrich.v1.ControlService.ListBatches:output_type -> enrich.v1.ListBatchesResponse
+	11, // 53: enrich.v1.ControlService.WatchBatch:output_type -> enrich.v1.WatchBatchResponse
+	13, // 54: enrich.v1.ControlService.CancelBatch:output_type -> enrich.v1.CancelBatchResponse
+	15, // 55: enrich.v1.ControlService.RetryBatch:output_type -> enrich.v1.RetryBatchResponse
+	18, // 56: enrich.v1.ControlService.ConsolidateBatch:output_type -> enrich.v1.ConsolidateBatchResponse
+	20, // 57: enrich.v1.ControlService.ListItems:output_type -> enrich.v1.ListItemsResponse
+	22, // 58: enrich.v1.ControlService.ListAgents:output_type -> enrich.v1.ListAgentsResponse
+	24, // 59: enrich.v1.ControlService.DrainAgent:output_type -> enrich.v1.DrainAgentResponse
+	26, // 60: enrich.v1.ControlService.GetDossier:output_type -> enrich.v1.GetDossierResponse
+	29, // 61: enrich.v1.ControlService.CreateSchedule:output_type -> enrich.v1.CreateScheduleResponse
+	31, // 62: enrich.v1.ControlService.ListSchedules:output_type -> enrich.v1.ListSchedulesResponse
+	33, // 63: enrich.v1.ControlService.DeleteSchedule:output_type -> enrich.v1.DeleteScheduleResponse
+	35, // 64: enrich.v1.ControlService.PauseSchedule:output_type -> enrich.v1.PauseScheduleResponse
+	37, // 65: enrich.v1.ControlService.ResumeSchedule:output_type -> enrich.v1.ResumeScheduleResponse
+	49, // [49:66] is the sub-list for method output_type
+	32, // [32:49] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_enrich_v1_control_proto_init() }
@@ -1614,13 +2402,14 @@ func file_enrich_v1_control_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_enrich_v1_control_proto_rawDesc), len(file_enrich_v1_control_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   28,
+			NumEnums:      1,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_enrich_v1_control_proto_goTypes,
 		DependencyIndexes: file_enrich_v1_control_proto_depIdxs,
+		EnumInfos:         file_enrich_v1_control_proto_enumTypes,
 		MessageInfos:      file_enrich_v1_control_proto_msgTypes,
 	}.Build()
 	File_enrich_v1_control_proto = out.File
