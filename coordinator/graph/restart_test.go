@@ -74,10 +74,17 @@ func TestServerStoppedMidWriteIsRetriedAndResumed(t *testing.T) {
 	var restartOut []byte
 	var restartErr error
 	var stopped, restarted = make(chan struct{}), make(chan struct{})
+	retrying, written := make(chan struct{}), make(chan struct{})
+	var retryOnce sync.Once
 	var logs strings.Builder
 	var mu sync.Mutex
 	sink := &Sink{Driver: d, Opts: opts, RetryTimeout: 3 * time.Minute, BaseDelay: 200 * time.Millisecond,
-		Logf: func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&logs, f+"\n", a...); mu.Unlock() },
+		Logf: func(f string, a ...any) {
+			mu.Lock()
+			fmt.Fprintf(&logs, f+"\n", a...)
+			mu.Unlock()
+			retryOnce.Do(func() { close(retrying) })
+		},
 		OnChunk: func(done, total int) {
 			if done != 4 {
 				return
@@ -88,6 +95,13 @@ func TestServerStoppedMidWriteIsRetriedAndResumed(t *testing.T) {
 				close(stopped)
 				go func() {
 					defer close(restarted)
+					// Start again only once the sink has met the outage: a server back within
+					// the driver's own retry time (5s, Open) hides it from the sink, and on a
+					// quiet machine a restart can be that fast.
+					select {
+					case <-retrying:
+					case <-written:
+					}
 					cmd := exec.Command(filepath.Join("..", "..", "scripts", "neo4j.sh"), "start")
 					cmd.Env = append(os.Environ(), env...)
 					restartOut, restartErr = cmd.CombinedOutput()
@@ -95,6 +109,7 @@ func TestServerStoppedMidWriteIsRetriedAndResumed(t *testing.T) {
 			})
 		}}
 	rep, err := sink.Write(context.Background(), plan)
+	close(written)
 	<-restarted
 	require.NoError(t, restartErr, "restart: %s", restartOut)
 	require.NoError(t, err)
