@@ -47,6 +47,18 @@ run: build
 bench: build
 	$(GO) run ./bench -entities 20000 -agents 4 -slots 256
 
+# Consolidation into the real Neo4j: 10,000 dossiers batched against one transaction per dossier
+# (BenchmarkGraph), a table from one run. Uses the server in NEO4J_URI, or starts a private one in
+# its own state folder and stops it on exit, so a `make test` running meanwhile keeps its server.
+.PHONY: bench-graph
+bench-graph:
+	@scripts/neo4j.sh build
+	@run='$(GO) test -run ^$$ -bench ^BenchmarkGraph$$ -benchtime 1x -count 1 -timeout 30m ./coordinator/graph'; \
+	if [ -n "$$NEO4J_URI" ]; then $$run; else \
+		state=$$(mktemp -d) && trap 'NEO4J_STATE_DIR=$$state scripts/neo4j.sh stop; rm -rf $$state' EXIT INT TERM && \
+		eval "$$(NEO4J_STATE_DIR=$$state scripts/neo4j.sh start)" && $$run; \
+	fi
+
 fuzz:
 	scripts/fuzz.sh
 
