@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -61,20 +63,80 @@ func (s *Server) ownsLease(ctx context.Context, sess *session, ref store.LeaseRe
 		return false, fmt.Sprintf("lease %d/%d is held by another agent", ref.ItemID, ref.Token)
 	}
 	// An older lease of the item (a late result after a re-lease): who was it granted to?
-	// Rare, so reading the batch's events is affordable here.
-	events, err := s.st.Events(ctx, it.BatchID)
-	if err != nil {
+	holder, found, err := s.grants.holder(ctx, s.st, it.BatchID, ref)
+	switch {
+	case err != nil:
 		return true, ""
+	case !found:
+		return false, fmt.Sprintf("lease %d/%d was never granted", ref.ItemID, ref.Token)
+	case holder != sess.agentID:
+		return false, fmt.Sprintf("lease %d/%d was granted to another agent", ref.ItemID, ref.Token)
 	}
-	for _, e := range events {
-		if e.ItemID == ref.ItemID && e.Token == ref.Token && e.Kind == store.EventGranted {
-			if e.AgentID == sess.agentID {
-				return true, ""
+	return true, ""
+}
+
+// grantIndex answers "which agent was lease (item, token) granted to" from the batch's event
+// history. Reading a batch's events takes long on a big batch, and late results come in bursts
+// after a restart; a session blocked on that read misses heartbeats and its leases expire, which
+// makes more late results. So one read serves every lookup of that batch for grantRescan.
+type grantIndex struct {
+	mu      sync.Mutex
+	batches map[string]*batchGrants
+}
+
+type batchGrants struct {
+	mu     sync.Mutex
+	read   time.Time
+	holder map[store.LeaseRef]string
+}
+
+const (
+	grantRescan = 2 * time.Second
+	grantForget = 10 * time.Minute
+)
+
+func (g *grantIndex) holder(ctx context.Context, st store.Store, batchID string, ref store.LeaseRef) (string, bool, error) {
+	g.mu.Lock()
+	if g.batches == nil {
+		g.batches = map[string]*batchGrants{}
+	}
+	now := time.Now()
+	for id, b := range g.batches {
+		if b.mu.TryLock() {
+			if now.Sub(b.read) > grantForget {
+				delete(g.batches, id)
 			}
-			return false, fmt.Sprintf("lease %d/%d was granted to another agent", ref.ItemID, ref.Token)
+			b.mu.Unlock()
 		}
 	}
-	return false, fmt.Sprintf("lease %d/%d was never granted to this agent", ref.ItemID, ref.Token)
+	b, ok := g.batches[batchID]
+	if !ok {
+		b = &batchGrants{}
+		g.batches[batchID] = b
+	}
+	g.mu.Unlock()
+
+	// One reader per batch at a time; the others wait and use what it read.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h, ok := b.holder[ref]; ok {
+		return h, true, nil
+	}
+	if b.holder != nil && time.Since(b.read) < grantRescan {
+		return "", false, nil
+	}
+	events, err := st.Events(ctx, batchID)
+	if err != nil {
+		return "", false, err
+	}
+	b.holder, b.read = make(map[store.LeaseRef]string, len(events)), time.Now()
+	for _, e := range events {
+		if e.Kind == store.EventGranted {
+			b.holder[store.LeaseRef{ItemID: e.ItemID, Token: e.Token}] = e.AgentID
+		}
+	}
+	h, ok := b.holder[ref]
+	return h, ok, nil
 }
 
 // ownedOnly drops from refs the leases whose current holder is another agent, and tells the

@@ -363,3 +363,41 @@ func TestCheckExposure(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, w)
 }
+
+// A late result of an older lease is still accepted from the agent that held that lease (the
+// work is real), and refused from any other agent.
+func TestLateResultOnlyFromTheOlderLeasesHolder(t *testing.T) {
+	t.Parallel()
+	b := setupSecure(t, func(c *config.Config) {
+		c.RetryStrategy.BaseDelay = config.Duration(time.Millisecond)
+		c.RetryStrategy.MaxDelay = config.Duration(2 * time.Millisecond)
+	})
+	b.launch(t, "Club", 1)
+	ctx, cancel := context.WithCancel(b.ctx)
+	tb := *b.testBundle
+	tb.conn = b.conns["a1"]
+	first := tb.agentCtx(t, ctx, "a1", 1, nil, "entities")
+	first.credit(1)
+	old := first.leases(300 * time.Millisecond)
+	require.Len(t, old, 1)
+	cancel()
+
+	// a1 comes back without the run: its lease is released and a2 takes the item.
+	again := b.agentAs(t, "a1", "a1")
+	other := b.agentAs(t, "a2", "a2")
+	other.credit(1)
+	var newer []*enrichv1.Lease
+	require.Eventually(t, func() bool {
+		newer = append(newer, other.leases(100*time.Millisecond)...)
+		return len(newer) == 1
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Greater(t, newer[0].GetLease().GetToken(), old[0].GetLease().GetToken())
+
+	other.send(resultFor(t, old[0]))
+	ack := other.ack()
+	require.Equal(t, enrichv1.AckOutcome_ACK_OUTCOME_STALE, ack.GetOutcome())
+	require.Contains(t, ack.GetMessage(), "was granted to another agent")
+
+	again.send(resultFor(t, old[0]))
+	require.Equal(t, enrichv1.AckOutcome_ACK_OUTCOME_ACCEPTED, again.ack().GetOutcome(), "the older lease's holder wins")
+}

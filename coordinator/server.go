@@ -59,8 +59,9 @@ type Server struct {
 	// connAge bounds how long one client connection lives (SetConnectionAge).
 	connAge connectionAge
 	// sec and admit decide who may connect (security.go, agent_admission.go).
-	sec   Security
-	admit *admission
+	sec    Security
+	admit  *admission
+	grants grantIndex
 
 	// runCtx lives as long as Run: work started on behalf of a request (consolidating a batch
 	// it ended) must not die with the request.
