@@ -201,6 +201,14 @@ func (sr *scheduler) run(ctx context.Context, sc *store.Schedule) (store.Schedul
 		switch {
 		case err == nil && b.State == store.BatchRunning:
 			return store.ScheduleSkipped, fmt.Sprintf("batch %s still running", b.ID), ""
+		case err == nil && b.State.Terminal() && b.ConsolidatedAt.IsZero() && sr.s.cfg.Consolidation.AutoEnabled():
+			// Until its results are in the graph the entities it enriched still look stale, and a
+			// new selection would pay for them again.
+			why := fmt.Sprintf("batch %s not consolidated yet", b.ID)
+			if b.ConsolidationError != "" {
+				why += " (" + keepHead(b.ConsolidationError, 200) + ")"
+			}
+			return store.ScheduleSkipped, why, ""
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			return store.ScheduleFailed, fmt.Sprintf("read batch %s: %v", sc.LastBatchID, err), ""
 		}

@@ -68,6 +68,11 @@ func setupSchedules(t *testing.T) *schedBundle {
 	cfg.Dossiers = filepath.Join(t.TempDir(), "dossiers")
 	// Creating a schedule needs a knowledge graph; runs in these tests never dial it.
 	cfg.Neo4j.URI = "bolt://127.0.0.1:1"
+	// Batches these tests end are not consolidated (there is no graph to write to), so a run is
+	// not held back for a consolidation that cannot happen; TestScheduleWaitsForConsolidation
+	// turns it back on.
+	auto := false
+	cfg.Consolidation.Auto = &auto
 	require.NoError(t, cfg.Validate())
 	b := &schedBundle{ctx: context.Background(), clock: &fakeClock{t: schedT0}, path: filepath.Join(t.TempDir(), "enrich.db"), cfg: cfg}
 	b.open(t)
@@ -244,6 +249,29 @@ func TestScheduleSkipsWhileBatchRuns(t *testing.T) {
 	require.NotEqual(t, running, sc.GetLastBatchId())
 	require.Empty(t, sc.GetLastMessage())
 	require.Len(t, b.batches(t), 2)
+}
+
+// A batch that ended but whose results are not in the graph yet holds the next run back: its
+// entities still look stale, and selecting them again would pay for them twice.
+func TestScheduleWaitsForConsolidation(t *testing.T) {
+	t.Parallel()
+	b := setupSchedules(t)
+	b.cfg.Consolidation.Auto = nil // the default: consolidate as soon as a batch ends
+	b.open(t)
+	b.create(t, &enrichv1.CreateScheduleRequest{Name: "s", Cron: "*/5 * * * *"})
+	b.at(t, "12:05:00")
+	first := b.get(t, "s").GetLastBatchId()
+	require.NotEmpty(t, first)
+	_, err := b.ctl.CancelBatch(b.ctx, &enrichv1.CancelBatchRequest{BatchId: first})
+	require.NoError(t, err)
+
+	// The graph at bolt://127.0.0.1:1 never answers: the batch stays unconsolidated.
+	b.at(t, "12:10:00")
+	sc := b.get(t, "s")
+	require.Equal(t, enrichv1.ScheduleOutcome_SCHEDULE_OUTCOME_SKIPPED, sc.GetLastOutcome())
+	require.Contains(t, sc.GetLastMessage(), "batch "+first+" not consolidated yet")
+	require.Len(t, b.batches(t), 1)
+	require.EqualValues(t, 1, b.selections.Load(), "a skipped run selects nothing")
 }
 
 func TestSchedulePausedDoesNotFire(t *testing.T) {
