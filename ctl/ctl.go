@@ -110,6 +110,7 @@ failures, 4 the batch was cancelled, 5 the batch stopped at its budget.`,
 		c.certsCommand(),
 		c.tokensCommand(),
 		c.scheduleCommand(),
+		c.entityCommand(),
 	)
 	return root
 }

@@ -54,6 +54,7 @@ var Methods = map[string]Access{
 	"/enrich.v1.ControlService/RetryBatch":       adminsOnly,
 	"/enrich.v1.ControlService/ConsolidateBatch": adminsOnly,
 	"/enrich.v1.ControlService/DrainAgent":       adminsOnly,
+	"/enrich.v1.ControlService/PurgeEntity":      adminsOnly,
 
 	// Schedules start paid work on their own: only admins change them.
 	"/enrich.v1.ControlService/ListSchedules":  readers,

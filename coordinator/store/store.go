@@ -413,6 +413,25 @@ type Store interface {
 	// Schedules (schedule.go).
 	Schedules
 
+	// PurgeEntity deletes everything stored about one entity (its items, results and events) in
+	// one batch or, with BatchID empty, in all. It refuses with ErrInvalidState while a batch
+	// holding it has not ended, and returns ErrNotFound when nothing matches.
+	PurgeEntity(ctx context.Context, p PurgeEntityParams) ([]PurgedItem, error)
+
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+type PurgeEntityParams struct {
+	EntityID string
+	BatchID  string
+}
+
+// PurgedItem is one deleted item, with what the caller needs to delete its files too.
+type PurgedItem struct {
+	BatchID      string
+	EntityID     string
+	InstanceType string
+	OutputDir    string
+	HadResult    bool
 }

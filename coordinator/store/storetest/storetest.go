@@ -150,6 +150,7 @@ func Run(t *testing.T, open Opener) {
 		"ReleaseLeases":                testReleaseLeases,
 		"LeasesHeldBy":                 testLeasesHeldBy,
 		"BudgetStopsLeasing":           testBudget,
+		"PurgeEntity":                  testPurgeEntity,
 	}
 	maps.Copy(tests, scheduleTests)
 	for name, fn := range tests {
@@ -739,4 +740,37 @@ func testBudget(t *testing.T, b *bundle) {
 	require.NoError(t, err)
 	require.Equal(t, store.BatchBudgetExhausted, bt.State)
 	require.InDelta(t, 0.7, bt.SpentUSD, 1e-9)
+}
+
+func testPurgeEntity(t *testing.T, b *bundle) {
+	for _, id := range []string{"b1", "b2"} {
+		b.batch(t, id, t0, item("p1", "persons", store.PriorityNormal), item("p2", "persons", store.PriorityNormal))
+		b.launch(t, id)
+	}
+	// b1 ends; b2 still runs with p1 in it.
+	for _, it := range b.claim(t, "a1", 2, "persons") {
+		b.complete(t, it, it.Token)
+	}
+	require.Equal(t, store.BatchCompleted, b.batchState(t, "b1"))
+	_, err := b.st.PurgeEntity(b.ctx, store.PurgeEntityParams{EntityID: "p1"})
+	require.ErrorIs(t, err, store.ErrInvalidState, "not while a batch holding it runs")
+	require.Equal(t, store.ItemSucceeded, b.state(t, "b1", "p1").State, "a refused purge deletes nothing")
+
+	got, err := b.st.PurgeEntity(b.ctx, store.PurgeEntityParams{EntityID: "p1", BatchID: "b1"})
+	require.NoError(t, err)
+	require.Equal(t, []store.PurgedItem{{BatchID: "b1", EntityID: "p1", InstanceType: "persons", OutputDir: "out/b1", HadResult: true}}, got)
+	_, err = b.st.GetItem(b.ctx, "b1", "p1")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	rows, err := b.st.Results(b.ctx, "b1")
+	require.NoError(t, err)
+	require.Equal(t, []string{"p2"}, []string{rows[0].Item.EntityID})
+	require.Len(t, rows, 1)
+	counts, err := b.st.BatchCounts(b.ctx, "b1")
+	require.NoError(t, err)
+	require.Equal(t, 1, counts["persons"].Total)
+	b.holds(t, "b1") // also proves no event of the purged item is left
+	require.Equal(t, store.ItemPending, b.state(t, "b2", "p1").State, "another batch is untouched")
+
+	_, err = b.st.PurgeEntity(b.ctx, store.PurgeEntityParams{EntityID: "p1", BatchID: "b1"})
+	require.ErrorIs(t, err, store.ErrNotFound)
 }

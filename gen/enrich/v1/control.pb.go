@@ -2088,6 +2088,113 @@ func (x *ResumeScheduleResponse) GetSchedule() *Schedule {
 	return nil
 }
 
+type PurgeEntityRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EntityId string                 `protobuf:"bytes,1,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
+	// Only this batch; every batch when empty.
+	BatchId       string `protobuf:"bytes,2,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeEntityRequest) Reset() {
+	*x = PurgeEntityRequest{}
+	mi := &file_enrich_v1_control_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeEntityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeEntityRequest) ProtoMessage() {}
+
+func (x *PurgeEntityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeEntityRequest.ProtoReflect.Descriptor instead.
+func (*PurgeEntityRequest) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PurgeEntityRequest) GetEntityId() string {
+	if x != nil {
+		return x.EntityId
+	}
+	return ""
+}
+
+func (x *PurgeEntityRequest) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+type PurgeEntityResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Batches the entity was removed from; their outputs were written again without it.
+	BatchIds []string `protobuf:"bytes,1,rep,name=batch_ids,json=batchIds,proto3" json:"batch_ids,omitempty"`
+	// Dossier files deleted (md, json, pdf).
+	FilesRemoved  []string `protobuf:"bytes,2,rep,name=files_removed,json=filesRemoved,proto3" json:"files_removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeEntityResponse) Reset() {
+	*x = PurgeEntityResponse{}
+	mi := &file_enrich_v1_control_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeEntityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeEntityResponse) ProtoMessage() {}
+
+func (x *PurgeEntityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_enrich_v1_control_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeEntityResponse.ProtoReflect.Descriptor instead.
+func (*PurgeEntityResponse) Descriptor() ([]byte, []int) {
+	return file_enrich_v1_control_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PurgeEntityResponse) GetBatchIds() []string {
+	if x != nil {
+		return x.BatchIds
+	}
+	return nil
+}
+
+func (x *PurgeEntityResponse) GetFilesRemoved() []string {
+	if x != nil {
+		return x.FilesRemoved
+	}
+	return nil
+}
+
 var File_enrich_v1_control_proto protoreflect.FileDescriptor
 
 const file_enrich_v1_control_proto_rawDesc = "" +
@@ -2220,13 +2327,18 @@ const file_enrich_v1_control_proto_rawDesc = "" +
 	"\x15ResumeScheduleRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
 	"\x16ResumeScheduleResponse\x12/\n" +
-	"\bschedule\x18\x01 \x01(\v2\x13.enrich.v1.ScheduleR\bschedule*\x8d\x01\n" +
+	"\bschedule\x18\x01 \x01(\v2\x13.enrich.v1.ScheduleR\bschedule\"L\n" +
+	"\x12PurgeEntityRequest\x12\x1b\n" +
+	"\tentity_id\x18\x01 \x01(\tR\bentityId\x12\x19\n" +
+	"\bbatch_id\x18\x02 \x01(\tR\abatchId\"W\n" +
+	"\x13PurgeEntityResponse\x12\x1b\n" +
+	"\tbatch_ids\x18\x01 \x03(\tR\bbatchIds\x12#\n" +
+	"\rfiles_removed\x18\x02 \x03(\tR\ffilesRemoved*\x8d\x01\n" +
 	"\x0fScheduleOutcome\x12 \n" +
 	"\x1cSCHEDULE_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19SCHEDULE_OUTCOME_LAUNCHED\x10\x01\x12\x1c\n" +
 	"\x18SCHEDULE_OUTCOME_SKIPPED\x10\x02\x12\x1b\n" +
-	"\x17SCHEDULE_OUTCOME_FAILED\x10\x032\xdb\n" +
-	"\n" +
+	"\x17SCHEDULE_OUTCOME_FAILED\x10\x032\xa9\v\n" +
 	"\x0eControlService\x12O\n" +
 	"\fPrepareBatch\x12\x1e.enrich.v1.PrepareBatchRequest\x1a\x1f.enrich.v1.PrepareBatchResponse\x12L\n" +
 	"\vLaunchBatch\x12\x1d.enrich.v1.LaunchBatchRequest\x1a\x1e.enrich.v1.LaunchBatchResponse\x12C\n" +
@@ -2249,7 +2361,8 @@ const file_enrich_v1_control_proto_rawDesc = "" +
 	"\rListSchedules\x12\x1f.enrich.v1.ListSchedulesRequest\x1a .enrich.v1.ListSchedulesResponse\x12U\n" +
 	"\x0eDeleteSchedule\x12 .enrich.v1.DeleteScheduleRequest\x1a!.enrich.v1.DeleteScheduleResponse\x12R\n" +
 	"\rPauseSchedule\x12\x1f.enrich.v1.PauseScheduleRequest\x1a .enrich.v1.PauseScheduleResponse\x12U\n" +
-	"\x0eResumeSchedule\x12 .enrich.v1.ResumeScheduleRequest\x1a!.enrich.v1.ResumeScheduleResponseB\x98\x01\n" +
+	"\x0eResumeSchedule\x12 .enrich.v1.ResumeScheduleRequest\x1a!.enrich.v1.ResumeScheduleResponse\x12L\n" +
+	"\vPurgeEntity\x12\x1d.enrich.v1.PurgeEntityRequest\x1a\x1e.enrich.v1.PurgeEntityResponseB\x98\x01\n" +
 	"\rcom.enrich.v1B\fControlProtoP\x01Z4github.com/sportsintel/enrich/gen/enrich/v1;enrichv1\xa2\x02\x03EXX\xaa\x02\tEnrich.V1\xca\x02\tEnrich\\V1\xe2\x02\x15Enrich\\V1\\GPBMetadata\xea\x02\n" +
 	"Enrich::V1b\x06proto3"
 
@@ -2266,7 +2379,7 @@ func file_enrich_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_enrich_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_enrich_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_enrich_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_enrich_v1_control_proto_goTypes = []any{
 	(ScheduleOutcome)(0),             // 0: enrich.v1.ScheduleOutcome
 	(*PrepareBatchRequest)(nil),      // 1: enrich.v1.PrepareBatchRequest
@@ -2306,45 +2419,47 @@ var file_enrich_v1_control_proto_goTypes = []any{
 	(*PauseScheduleResponse)(nil),    // 35: enrich.v1.PauseScheduleResponse
 	(*ResumeScheduleRequest)(nil),    // 36: enrich.v1.ResumeScheduleRequest
 	(*ResumeScheduleResponse)(nil),   // 37: enrich.v1.ResumeScheduleResponse
-	nil,                              // 38: enrich.v1.PrepareBatchRequest.CapacityEntry
-	nil,                              // 39: enrich.v1.PrepareBatchResponse.LeftOutEntry
-	(*Entity)(nil),                   // 40: enrich.v1.Entity
-	(Priority)(0),                    // 41: enrich.v1.Priority
-	(*durationpb.Duration)(nil),      // 42: google.protobuf.Duration
-	(*Batch)(nil),                    // 43: enrich.v1.Batch
-	(ItemState)(0),                   // 44: enrich.v1.ItemState
-	(*Item)(nil),                     // 45: enrich.v1.Item
-	(*AgentInfo)(nil),                // 46: enrich.v1.AgentInfo
-	(*timestamppb.Timestamp)(nil),    // 47: google.protobuf.Timestamp
+	(*PurgeEntityRequest)(nil),       // 38: enrich.v1.PurgeEntityRequest
+	(*PurgeEntityResponse)(nil),      // 39: enrich.v1.PurgeEntityResponse
+	nil,                              // 40: enrich.v1.PrepareBatchRequest.CapacityEntry
+	nil,                              // 41: enrich.v1.PrepareBatchResponse.LeftOutEntry
+	(*Entity)(nil),                   // 42: enrich.v1.Entity
+	(Priority)(0),                    // 43: enrich.v1.Priority
+	(*durationpb.Duration)(nil),      // 44: google.protobuf.Duration
+	(*Batch)(nil),                    // 45: enrich.v1.Batch
+	(ItemState)(0),                   // 46: enrich.v1.ItemState
+	(*Item)(nil),                     // 47: enrich.v1.Item
+	(*AgentInfo)(nil),                // 48: enrich.v1.AgentInfo
+	(*timestamppb.Timestamp)(nil),    // 49: google.protobuf.Timestamp
 }
 var file_enrich_v1_control_proto_depIdxs = []int32{
-	40, // 0: enrich.v1.PrepareBatchRequest.entities:type_name -> enrich.v1.Entity
-	41, // 1: enrich.v1.PrepareBatchRequest.default_priority:type_name -> enrich.v1.Priority
-	38, // 2: enrich.v1.PrepareBatchRequest.capacity:type_name -> enrich.v1.PrepareBatchRequest.CapacityEntry
+	42, // 0: enrich.v1.PrepareBatchRequest.entities:type_name -> enrich.v1.Entity
+	43, // 1: enrich.v1.PrepareBatchRequest.default_priority:type_name -> enrich.v1.Priority
+	40, // 2: enrich.v1.PrepareBatchRequest.capacity:type_name -> enrich.v1.PrepareBatchRequest.CapacityEntry
 	2,  // 3: enrich.v1.PrepareBatchRequest.neo4j_source:type_name -> enrich.v1.Neo4jSource
-	41, // 4: enrich.v1.Neo4jSource.min_priority:type_name -> enrich.v1.Priority
-	42, // 5: enrich.v1.Neo4jSource.stale_after:type_name -> google.protobuf.Duration
-	43, // 6: enrich.v1.PrepareBatchResponse.batch:type_name -> enrich.v1.Batch
-	39, // 7: enrich.v1.PrepareBatchResponse.left_out:type_name -> enrich.v1.PrepareBatchResponse.LeftOutEntry
-	43, // 8: enrich.v1.LaunchBatchResponse.batch:type_name -> enrich.v1.Batch
-	43, // 9: enrich.v1.GetBatchResponse.batch:type_name -> enrich.v1.Batch
-	43, // 10: enrich.v1.ListBatchesResponse.batches:type_name -> enrich.v1.Batch
-	43, // 11: enrich.v1.WatchBatchResponse.batch:type_name -> enrich.v1.Batch
-	43, // 12: enrich.v1.CancelBatchResponse.batch:type_name -> enrich.v1.Batch
-	43, // 13: enrich.v1.RetryBatchResponse.batch:type_name -> enrich.v1.Batch
+	43, // 4: enrich.v1.Neo4jSource.min_priority:type_name -> enrich.v1.Priority
+	44, // 5: enrich.v1.Neo4jSource.stale_after:type_name -> google.protobuf.Duration
+	45, // 6: enrich.v1.PrepareBatchResponse.batch:type_name -> enrich.v1.Batch
+	41, // 7: enrich.v1.PrepareBatchResponse.left_out:type_name -> enrich.v1.PrepareBatchResponse.LeftOutEntry
+	45, // 8: enrich.v1.LaunchBatchResponse.batch:type_name -> enrich.v1.Batch
+	45, // 9: enrich.v1.GetBatchResponse.batch:type_name -> enrich.v1.Batch
+	45, // 10: enrich.v1.ListBatchesResponse.batches:type_name -> enrich.v1.Batch
+	45, // 11: enrich.v1.WatchBatchResponse.batch:type_name -> enrich.v1.Batch
+	45, // 12: enrich.v1.CancelBatchResponse.batch:type_name -> enrich.v1.Batch
+	45, // 13: enrich.v1.RetryBatchResponse.batch:type_name -> enrich.v1.Batch
 	17, // 14: enrich.v1.ConsolidateBatchRequest.neo4j:type_name -> enrich.v1.Neo4jTarget
-	43, // 15: enrich.v1.ConsolidateBatchResponse.batch:type_name -> enrich.v1.Batch
-	44, // 16: enrich.v1.ListItemsRequest.states:type_name -> enrich.v1.ItemState
-	45, // 17: enrich.v1.ListItemsResponse.items:type_name -> enrich.v1.Item
-	46, // 18: enrich.v1.ListAgentsResponse.agents:type_name -> enrich.v1.AgentInfo
-	46, // 19: enrich.v1.DrainAgentResponse.agent:type_name -> enrich.v1.AgentInfo
-	45, // 20: enrich.v1.GetDossierResponse.item:type_name -> enrich.v1.Item
+	45, // 15: enrich.v1.ConsolidateBatchResponse.batch:type_name -> enrich.v1.Batch
+	46, // 16: enrich.v1.ListItemsRequest.states:type_name -> enrich.v1.ItemState
+	47, // 17: enrich.v1.ListItemsResponse.items:type_name -> enrich.v1.Item
+	48, // 18: enrich.v1.ListAgentsResponse.agents:type_name -> enrich.v1.AgentInfo
+	48, // 19: enrich.v1.DrainAgentResponse.agent:type_name -> enrich.v1.AgentInfo
+	47, // 20: enrich.v1.GetDossierResponse.item:type_name -> enrich.v1.Item
 	2,  // 21: enrich.v1.Schedule.neo4j_source:type_name -> enrich.v1.Neo4jSource
-	47, // 22: enrich.v1.Schedule.created_at:type_name -> google.protobuf.Timestamp
-	47, // 23: enrich.v1.Schedule.next_run_at:type_name -> google.protobuf.Timestamp
-	47, // 24: enrich.v1.Schedule.last_run_at:type_name -> google.protobuf.Timestamp
+	49, // 22: enrich.v1.Schedule.created_at:type_name -> google.protobuf.Timestamp
+	49, // 23: enrich.v1.Schedule.next_run_at:type_name -> google.protobuf.Timestamp
+	49, // 24: enrich.v1.Schedule.last_run_at:type_name -> google.protobuf.Timestamp
 	0,  // 25: enrich.v1.Schedule.last_outcome:type_name -> enrich.v1.ScheduleOutcome
-	47, // 26: enrich.v1.Schedule.firing_since:type_name -> google.protobuf.Timestamp
+	49, // 26: enrich.v1.Schedule.firing_since:type_name -> google.protobuf.Timestamp
 	2,  // 27: enrich.v1.CreateScheduleRequest.neo4j_source:type_name -> enrich.v1.Neo4jSource
 	27, // 28: enrich.v1.CreateScheduleResponse.schedule:type_name -> enrich.v1.Schedule
 	27, // 29: enrich.v1.ListSchedulesResponse.schedules:type_name -> enrich.v1.Schedule
@@ -2367,25 +2482,27 @@ var file_enrich_v1_control_proto_depIdxs = []int32{
 	32, // 46: enrich.v1.ControlService.DeleteSchedule:input_type -> enrich.v1.DeleteScheduleRequest
 	34, // 47: enrich.v1.ControlService.PauseSchedule:input_type -> enrich.v1.PauseScheduleRequest
 	36, // 48: enrich.v1.ControlService.ResumeSchedule:input_type -> enrich.v1.ResumeScheduleRequest
-	3,  // 49: enrich.v1.ControlService.PrepareBatch:output_type -> enrich.v1.PrepareBatchResponse
-	5,  // 50: enrich.v1.ControlService.LaunchBatch:output_type -> enrich.v1.LaunchBatchResponse
-	7,  // 51: enrich.v1.ControlService.GetBatch:output_type -> enrich.v1.GetBatchResponse
-	9,  // 52: enrich.v1.ControlService.ListBatches:output_type -> enrich.v1.ListBatchesResponse
-	11, // 53: enrich.v1.ControlService.WatchBatch:output_type -> enrich.v1.WatchBatchResponse
-	13, // 54: enrich.v1.ControlService.CancelBatch:output_type -> enrich.v1.CancelBatchResponse
-	15, // 55: enrich.v1.ControlService.RetryBatch:output_type -> enrich.v1.RetryBatchResponse
-	18, // 56: enrich.v1.ControlService.ConsolidateBatch:output_type -> enrich.v1.ConsolidateBatchResponse
-	20, // 57: enrich.v1.ControlService.ListItems:output_type -> enrich.v1.ListItemsResponse
-	22, // 58: enrich.v1.ControlService.ListAgents:output_type -> enrich.v1.ListAgentsResponse
-	24, // 59: enrich.v1.ControlService.DrainAgent:output_type -> enrich.v1.DrainAgentResponse
-	26, // 60: enrich.v1.ControlService.GetDossier:output_type -> enrich.v1.GetDossierResponse
-	29, // 61: enrich.v1.ControlService.CreateSchedule:output_type -> enrich.v1.CreateScheduleResponse
-	31, // 62: enrich.v1.ControlService.ListSchedules:output_type -> enrich.v1.ListSchedulesResponse
-	33, // 63: enrich.v1.ControlService.DeleteSchedule:output_type -> enrich.v1.DeleteScheduleResponse
-	35, // 64: enrich.v1.ControlService.PauseSchedule:output_type -> enrich.v1.PauseScheduleResponse
-	37, // 65: enrich.v1.ControlService.ResumeSchedule:output_type -> enrich.v1.ResumeScheduleResponse
-	49, // [49:66] is the sub-list for method output_type
-	32, // [32:49] is the sub-list for method input_type
+	38, // 49: enrich.v1.ControlService.PurgeEntity:input_type -> enrich.v1.PurgeEntityRequest
+	3,  // 50: enrich.v1.ControlService.PrepareBatch:output_type -> enrich.v1.PrepareBatchResponse
+	5,  // 51: enrich.v1.ControlService.LaunchBatch:output_type -> enrich.v1.LaunchBatchResponse
+	7,  // 52: enrich.v1.ControlService.GetBatch:output_type -> enrich.v1.GetBatchResponse
+	9,  // 53: enrich.v1.ControlService.ListBatches:output_type -> enrich.v1.ListBatchesResponse
+	11, // 54: enrich.v1.ControlService.WatchBatch:output_type -> enrich.v1.WatchBatchResponse
+	13, // 55: enrich.v1.ControlService.CancelBatch:output_type -> enrich.v1.CancelBatchResponse
+	15, // 56: enrich.v1.ControlService.RetryBatch:output_type -> enrich.v1.RetryBatchResponse
+	18, // 57: enrich.v1.ControlService.ConsolidateBatch:output_type -> enrich.v1.ConsolidateBatchResponse
+	20, // 58: enrich.v1.ControlService.ListItems:output_type -> enrich.v1.ListItemsResponse
+	22, // 59: enrich.v1.ControlService.ListAgents:output_type -> enrich.v1.ListAgentsResponse
+	24, // 60: enrich.v1.ControlService.DrainAgent:output_type -> enrich.v1.DrainAgentResponse
+	26, // 61: enrich.v1.ControlService.GetDossier:output_type -> enrich.v1.GetDossierResponse
+	29, // 62: enrich.v1.ControlService.CreateSchedule:output_type -> enrich.v1.CreateScheduleResponse
+	31, // 63: enrich.v1.ControlService.ListSchedules:output_type -> enrich.v1.ListSchedulesResponse
+	33, // 64: enrich.v1.ControlService.DeleteSchedule:output_type -> enrich.v1.DeleteScheduleResponse
+	35, // 65: enrich.v1.ControlService.PauseSchedule:output_type -> enrich.v1.PauseScheduleResponse
+	37, // 66: enrich.v1.ControlService.ResumeSchedule:output_type -> enrich.v1.ResumeScheduleResponse
+	39, // 67: enrich.v1.ControlService.PurgeEntity:output_type -> enrich.v1.PurgeEntityResponse
+	50, // [50:68] is the sub-list for method output_type
+	32, // [32:50] is the sub-list for method input_type
 	32, // [32:32] is the sub-list for extension type_name
 	32, // [32:32] is the sub-list for extension extendee
 	0,  // [0:32] is the sub-list for field type_name
@@ -2403,7 +2520,7 @@ func file_enrich_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_enrich_v1_control_proto_rawDesc), len(file_enrich_v1_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

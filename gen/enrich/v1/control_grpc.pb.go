@@ -36,6 +36,7 @@ const (
 	ControlService_DeleteSchedule_FullMethodName   = "/enrich.v1.ControlService/DeleteSchedule"
 	ControlService_PauseSchedule_FullMethodName    = "/enrich.v1.ControlService/PauseSchedule"
 	ControlService_ResumeSchedule_FullMethodName   = "/enrich.v1.ControlService/ResumeSchedule"
+	ControlService_PurgeEntity_FullMethodName      = "/enrich.v1.ControlService/PurgeEntity"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -75,6 +76,9 @@ type ControlServiceClient interface {
 	// ResumeSchedule fires again from the first time the cron names after now: runs missed while
 	// paused are not caught up.
 	ResumeSchedule(ctx context.Context, in *ResumeScheduleRequest, opts ...grpc.CallOption) (*ResumeScheduleResponse, error)
+	// PurgeEntity deletes everything stored about one entity (its items, results, history and
+	// dossier files) in one batch or in all; refused while a batch holding it has not ended.
+	PurgeEntity(ctx context.Context, in *PurgeEntityRequest, opts ...grpc.CallOption) (*PurgeEntityResponse, error)
 }
 
 type controlServiceClient struct {
@@ -264,6 +268,16 @@ func (c *controlServiceClient) ResumeSchedule(ctx context.Context, in *ResumeSch
 	return out, nil
 }
 
+func (c *controlServiceClient) PurgeEntity(ctx context.Context, in *PurgeEntityRequest, opts ...grpc.CallOption) (*PurgeEntityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeEntityResponse)
+	err := c.cc.Invoke(ctx, ControlService_PurgeEntity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -301,6 +315,9 @@ type ControlServiceServer interface {
 	// ResumeSchedule fires again from the first time the cron names after now: runs missed while
 	// paused are not caught up.
 	ResumeSchedule(context.Context, *ResumeScheduleRequest) (*ResumeScheduleResponse, error)
+	// PurgeEntity deletes everything stored about one entity (its items, results, history and
+	// dossier files) in one batch or in all; refused while a batch holding it has not ended.
+	PurgeEntity(context.Context, *PurgeEntityRequest) (*PurgeEntityResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -361,6 +378,9 @@ func (UnimplementedControlServiceServer) PauseSchedule(context.Context, *PauseSc
 }
 func (UnimplementedControlServiceServer) ResumeSchedule(context.Context, *ResumeScheduleRequest) (*ResumeScheduleResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResumeSchedule not implemented")
+}
+func (UnimplementedControlServiceServer) PurgeEntity(context.Context, *PurgeEntityRequest) (*PurgeEntityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeEntity not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -682,6 +702,24 @@ func _ControlService_ResumeSchedule_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_PurgeEntity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeEntityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).PurgeEntity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_PurgeEntity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).PurgeEntity(ctx, req.(*PurgeEntityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -752,6 +790,10 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeSchedule",
 			Handler:    _ControlService_ResumeSchedule_Handler,
+		},
+		{
+			MethodName: "PurgeEntity",
+			Handler:    _ControlService_PurgeEntity_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
