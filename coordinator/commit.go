@@ -92,6 +92,7 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 	}
 
 	touched := map[string]bool{}
+	lateDuplicates := map[string]bool{}
 	for i, r := range completions {
 		out := res.Completions[i]
 		ref := r.completion.Lease
@@ -107,6 +108,7 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 		s.metrics.observeRun(typ, "succeeded", r.completion.Metrics)
 		if out.Outcome == store.OutcomeDuplicate {
 			log.Warn("duplicate result dropped", "item_id", ref.ItemID, "token", ref.Token, "agent_id", r.sess.agentID)
+			lateDuplicates[out.BatchID] = true
 		}
 		if sup := out.Superseded; sup != nil {
 			s.cancelLease(*sup, "another attempt of this entity already delivered its result")
@@ -142,6 +144,21 @@ func (s *Server) commitGroup(ctx context.Context, group []report, log hclog.Logg
 	s.batchesFinished(ctx, res.FinishedBatches)
 	for id, reason := range stop {
 		s.stopBatch(ctx, id, reason)
+	}
+	s.recountConsolidated(ctx, lateDuplicates)
+}
+
+// recountConsolidated writes the report of an already consolidated batch again when a duplicate
+// (paid work) arrived after it was written: a run that finished late behind a partition still
+// belongs in the batch's duplicates and cost.
+func (s *Server) recountConsolidated(ctx context.Context, batches map[string]bool) {
+	if !s.cfg.Consolidation.AutoEnabled() {
+		return
+	}
+	for id := range batches {
+		if b, err := s.st.GetBatch(ctx, id); err == nil && b.State.Terminal() && !b.ConsolidatedAt.IsZero() {
+			s.goBackground(func() { _, _ = s.consolidate(s.runCtx, id) })
+		}
 	}
 }
 
