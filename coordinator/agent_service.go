@@ -201,17 +201,7 @@ func (s *Server) releaseLeases(ctx context.Context, refs []store.LeaseRef, reaso
 		return
 	}
 	log.Warn("leases released", "count", len(res.Expired), "reason", reason)
-	touched := map[string]bool{}
-	for _, h := range res.Expired {
-		s.metrics.leasesExpired.Inc()
-		touched[h.BatchID] = true
-	}
-	for id := range touched {
-		s.hub.publish(id)
-	}
-	s.wakeDispatcher()
-	s.batchesFinished(ctx, res.FinishedBatches)
-	s.stopOnFinalExpiry(ctx, res.Expired)
+	s.leasesEnded(ctx, res, "lease released: "+reason)
 }
 
 func writeLoop(ctx context.Context, stream enrichv1.AgentService_ConnectServer, sess *session) error {
@@ -269,9 +259,6 @@ func (s *Server) onHeartbeat(ctx context.Context, sess *session, hb *enrichv1.He
 	}
 	if gone := sess.unlisted(listed); len(gone) > 0 {
 		s.releaseLeases(ctx, gone, "agent "+sess.agentID+" stopped reporting this lease in its heartbeats (no runner alive)", log)
-		for _, l := range gone {
-			sess.send(cancelMsg(l, "lease released: the agent no longer reported it"))
-		}
 	}
 	if refs = s.ownedOnly(ctx, sess, refs); len(refs) == 0 {
 		return

@@ -76,9 +76,16 @@ func (s *Server) reap(ctx context.Context) {
 		return
 	}
 	s.log.Named("reaper").Info("leases expired", "count", len(res.Expired))
+	s.leasesEnded(ctx, res, "lease expired")
+}
+
+// leasesEnded follows up leases the store ended without a report (expired or released): their
+// holders are told to stop, watchers see the change, the dispatcher hands the items out again,
+// and batches that thereby ended are finished.
+func (s *Server) leasesEnded(ctx context.Context, res *store.ReapResult, reason string) {
 	touched := map[string]bool{}
 	for _, h := range res.Expired {
-		s.cancelLease(h, "lease expired")
+		s.cancelLease(h, reason)
 		s.metrics.leasesExpired.Inc()
 		touched[h.BatchID] = true
 	}

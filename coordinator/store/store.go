@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -121,6 +122,36 @@ type StateCounts struct {
 
 // Open is the number of items that still need work.
 func (c StateCounts) Open() int { return c.Pending + c.Leased }
+
+// Add counts n items in state st, attempted of which have been tried before (retrying, when
+// pending). Backends feed it the rows of a GROUP BY state.
+func (c *StateCounts) Add(st ItemState, n, attempted int) {
+	c.Total += n
+	switch st {
+	case ItemPending:
+		c.Pending += n
+		c.Retrying += attempted
+	case ItemLeased:
+		c.Leased += n
+	case ItemSucceeded:
+		c.Succeeded += n
+	case ItemFailed:
+		c.Failed += n
+	case ItemCancelled:
+		c.Cancelled += n
+	case ItemSkipped:
+		c.Skipped += n
+	}
+}
+
+// CheckPurgeable refuses to purge an entity from a batch that has not ended: its items may still
+// be leased or about to be.
+func CheckPurgeable(entityID, batchID string, st BatchState) error {
+	if st.Terminal() {
+		return nil
+	}
+	return fmt.Errorf("entity %q is in batch %s, which is %s: cancel it or let it end first: %w", entityID, batchID, st, ErrInvalidState)
+}
 
 // Metrics describe one runner invocation.
 type Metrics struct {

@@ -401,22 +401,7 @@ func (s *Store) BatchCounts(ctx context.Context, id string) (map[string]store.St
 			return nil, err
 		}
 		c := out[typ]
-		c.Total += n
-		switch st {
-		case store.ItemPending:
-			c.Pending += n
-			c.Retrying += attempted
-		case store.ItemLeased:
-			c.Leased += n
-		case store.ItemSucceeded:
-			c.Succeeded += n
-		case store.ItemFailed:
-			c.Failed += n
-		case store.ItemCancelled:
-			c.Cancelled += n
-		case store.ItemSkipped:
-			c.Skipped += n
-		}
+		c.Add(st, n, attempted)
 		out[typ] = c
 	}
 	return out, rows.Err()

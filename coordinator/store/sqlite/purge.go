@@ -32,10 +32,9 @@ func (s *Store) PurgeEntity(ctx context.Context, p store.PurgeEntityParams) ([]s
 				rows.Close()
 				return err
 			}
-			if !state.Terminal() {
+			if err := store.CheckPurgeable(p.EntityID, it.BatchID, state); err != nil {
 				rows.Close()
-				return fmt.Errorf("entity %q is in batch %s, which is %s: cancel it or let it end first: %w",
-					p.EntityID, it.BatchID, state, store.ErrInvalidState)
+				return err
 			}
 			ids = append(ids, id)
 			purged = append(purged, it)
