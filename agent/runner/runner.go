@@ -54,15 +54,16 @@ func AsError(err error) *Error {
 // simulates work time, uniformly between MinDelay and MaxDelay.
 type Offline struct {
 	MinDelay, MaxDelay time.Duration
-	Now                func() time.Time
+	// DelayFor, when set, decides each lease's work time instead of the uniform draw, so a
+	// benchmark can know a batch's work before it runs (a draw inside the agent is unknowable
+	// to whoever computes the ideal makespan).
+	DelayFor func(*enrichv1.Lease) time.Duration
+	Now      func() time.Time
 }
 
 func (o *Offline) Run(ctx context.Context, lease *enrichv1.Lease) (*Output, error) {
 	start := time.Now()
-	delay := o.MinDelay
-	if o.MaxDelay > o.MinDelay {
-		delay += rand.N(o.MaxDelay - o.MinDelay)
-	}
+	delay := o.delay(lease)
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		defer t.Stop()
@@ -82,6 +83,16 @@ func (o *Offline) Run(ctx context.Context, lease *enrichv1.Lease) (*Output, erro
 		return nil, &Error{Retryable: false, Class: ClassPermanent, Message: fmt.Sprintf("offline dossier: %v", err)}
 	}
 	return &Output{Dossier: doc, Metrics: &enrichv1.RunMetrics{Duration: durationpb.New(time.Since(start)), Runner: "offline"}}, nil
+}
+
+func (o *Offline) delay(lease *enrichv1.Lease) time.Duration {
+	if o.DelayFor != nil {
+		return max(0, o.DelayFor(lease))
+	}
+	if o.MaxDelay > o.MinDelay {
+		return o.MinDelay + rand.N(o.MaxDelay-o.MinDelay)
+	}
+	return o.MinDelay
 }
 
 // ParseDelay parses "2s" (fixed) or "1s-3s" (uniform range).

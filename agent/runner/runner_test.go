@@ -81,6 +81,29 @@ func TestOfflineRun(t *testing.T) {
 	require.Equal(t, string(want), string(out.Dossier))
 }
 
+func TestOfflineRunDelayFor(t *testing.T) {
+	t.Parallel()
+	lease := testLease()
+	var asked *enrichv1.Lease
+	// The uniform range would take an hour: DelayFor must win over it.
+	o := &runner.Offline{MinDelay: time.Hour, MaxDelay: 2 * time.Hour, DelayFor: func(l *enrichv1.Lease) time.Duration {
+		asked = l
+		return 30 * time.Millisecond
+	}}
+	start := time.Now()
+	out, err := o.Run(t.Context(), lease)
+	require.NoError(t, err)
+	require.Same(t, lease, asked)
+	require.GreaterOrEqual(t, time.Since(start), 30*time.Millisecond)
+	require.Less(t, time.Since(start), 5*time.Second)
+	require.GreaterOrEqual(t, out.Metrics.GetDuration().AsDuration(), 30*time.Millisecond)
+
+	// A negative answer means no delay rather than a panic in the timer.
+	o.DelayFor = func(*enrichv1.Lease) time.Duration { return -time.Second }
+	_, err = o.Run(t.Context(), lease)
+	require.NoError(t, err)
+}
+
 func TestOfflineRunCancelled(t *testing.T) {
 	t.Parallel()
 	o := &runner.Offline{MinDelay: time.Hour}
