@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -42,11 +43,12 @@ func main() {
 		bin         = flag.String("bin", "bin", "folder holding enrich-coordinator")
 		storeURL    = flag.String("store", "", "postgres://... to run the coordinators on PostgreSQL (default: a SQLite file)")
 		coords      = flag.Int("coordinators", 1, "coordinator processes sharing the store (PostgreSQL only); agents are spread over them")
+		cpuProfile  = flag.String("cpuprofile", "", "agent mode: write a CPU profile of this agent to the file")
 	)
 	flag.Parse()
 	var err error
 	if *agentMode {
-		err = runAgent(*coordinator, *id, *slots)
+		err = runAgent(*coordinator, *id, *slots, *cpuProfile)
 	} else {
 		err = runBench(*bin, *storeURL, *coords, *entities, *agents, *slots)
 	}
@@ -56,9 +58,20 @@ func main() {
 	}
 }
 
-func runAgent(addr, id string, slots int) error {
+func runAgent(addr, id string, slots int, cpuProfile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	a, err := agent.New(agent.Config{Coordinator: addr, ID: id, Types: []string{"entities", "persons", "leagues"}, Slots: slots,
 		Runner: &runner.Offline{}})
 	if err != nil {
@@ -153,6 +166,9 @@ func runBench(bin, storeURL string, coords, n, agents, slots int) error {
 		}
 		// Agents spread over the coordinators as a round-robin load balancer would spread them.
 		cmd := exec.Command(self, "-agent", "-coordinator", addrs[i%len(addrs)], "-id", fmt.Sprintf("bench-%d", i), "-slots", fmt.Sprint(slots))
+		if p := os.Getenv("BENCH_AGENT_PROFILE"); p != "" && i == 0 {
+			cmd.Args = append(cmd.Args, "-cpuprofile", p)
+		}
 		cmd.Stdout, cmd.Stderr = out, os.Stderr
 		if err := cmd.Start(); err != nil {
 			return err

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -333,17 +332,8 @@ func (s *Server) checkDossier(ctx context.Context, sess *session, itemID int64, 
 	if !ok {
 		return fmt.Sprintf("instance type %q is no longer configured", info.instanceType)
 	}
-	if err := schemas.Validate(ic.Schema, doc); err != nil {
+	if err := schemas.ValidateEntity(ic.Schema, doc, info.entityID); err != nil {
 		return err.Error()
-	}
-	var head struct {
-		EntityID string `json:"entity_id"`
-	}
-	if err := json.Unmarshal(doc, &head); err != nil {
-		return "not JSON: " + err.Error()
-	}
-	if head.EntityID != info.entityID {
-		return fmt.Sprintf("dossier is about entity %q, the lease is for %q", head.EntityID, info.entityID)
 	}
 	return ""
 }

@@ -51,37 +51,16 @@ func claimSections(raw []byte) ([]string, error) {
 	return out, nil
 }
 
-// dossier is the part of a schema-valid document the cross-field checks
-// read. Numbers are json.Number-free floats: the schema has already bounded
-// them.
-type dossier struct {
-	EntityID      string  `json:"entity_id"`
-	Confidence    float64 `json:"confidence"`
-	Relationships []struct {
-		Type       string   `json:"type"`
-		TargetID   string   `json:"target_id"`
-		TargetName string   `json:"target_name"`
-		Confidence *float64 `json:"confidence"`
-		SourceURL  string   `json:"source_url"`
-	} `json:"relationships"`
-	Sources []struct {
-		URL string `json:"url"`
-	} `json:"sources"`
-}
-
-type section struct {
-	Confidence *float64 `json:"confidence"`
-	SourceURLs []string `json:"source_urls"`
-}
-
 // attribution checks what a schema cannot: every claim section and every
 // relationship at or above the threshold cites a source, every cited URL is
 // listed in /sources, and relationships neither point at the entity itself
-// nor repeat. doc must already be valid against the schema.
-func attribution(sections []string, doc []byte, opts Options) []Violation {
-	var d dossier
-	var top map[string]json.RawMessage
-	if json.Unmarshal(doc, &d) != nil || json.Unmarshal(doc, &top) != nil {
+// nor repeat. doc is the document as decoded for the schema validator (numbers
+// as json.Number) and must already be valid against the schema: reading that
+// one decoded value, rather than parsing the bytes again per check, is what
+// keeps validation cheap on the agent and the coordinator alike.
+func attribution(sections []string, doc any, opts Options) []Violation {
+	top, ok := doc.(map[string]any)
+	if !ok {
 		return nil // unreachable after schema validation; the schema error wins
 	}
 	limit := opts.threshold()
@@ -89,26 +68,34 @@ func attribution(sections []string, doc []byte, opts Options) []Violation {
 	add := func(ptr, format string, args ...any) {
 		out = append(out, Violation{Pointer: ptr, Message: fmt.Sprintf(format, args...)})
 	}
-	listed := make(map[string]bool, len(d.Sources))
-	for _, s := range d.Sources {
-		listed[s.URL] = true
+	entityID, _ := top["entity_id"].(string)
+	docConfidence, _ := number(top["confidence"])
+	listed := map[string]bool{}
+	sources, _ := top["sources"].([]any)
+	for _, s := range sources {
+		if src, ok := s.(map[string]any); ok {
+			if url, ok := src["url"].(string); ok {
+				listed[url] = true
+			}
+		}
 	}
 
 	for _, name := range sections {
-		raw, ok := top[name]
-		if !ok {
+		raw, present := top[name]
+		if !present {
 			continue
 		}
-		var s section
-		if json.Unmarshal(raw, &s) != nil {
+		sec, isObject := raw.(map[string]any)
+		if !isObject && raw != nil {
 			continue
 		}
-		conf := d.Confidence
-		if s.Confidence != nil {
-			conf = *s.Confidence
+		conf := docConfidence
+		if c, ok := number(sec["confidence"]); ok {
+			conf = c
 		}
+		urls, _ := sec["source_urls"].([]any)
 		ptr := "/" + name
-		if len(s.SourceURLs) == 0 && conf >= limit {
+		if len(urls) == 0 && conf >= limit {
 			add(ptr+"/source_urls", "the section cites no source but its confidence %s is not below %s: cite a source or lower the confidence",
 				num(conf), num(limit))
 		}
@@ -117,30 +104,37 @@ func attribution(sections []string, doc []byte, opts Options) []Violation {
 	// Every cited URL, wherever it appears, must be one of the listed
 	// sources, so a reader can follow each claim to a page with a title
 	// and a retrieval time.
-	var v any
-	_ = json.Unmarshal(doc, &v)
-	walkCitations(v, "", func(ptr, url string) {
+	walkCitations(doc, "", func(ptr, url string) {
 		if !listed[url] {
 			add(ptr, "%s is not listed in /sources", clip(url))
 		}
 	})
 
 	seen := map[string]int{}
-	for i, r := range d.Relationships {
+	relationships, _ := top["relationships"].([]any)
+	for i, item := range relationships {
+		r, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
 		ptr := "/relationships/" + strconv.Itoa(i)
-		if r.TargetID != "" && r.TargetID == d.EntityID {
+		typ, _ := r["type"].(string)
+		targetID, _ := r["target_id"].(string)
+		targetName, _ := r["target_name"].(string)
+		sourceURL, _ := r["source_url"].(string)
+		if targetID != "" && targetID == entityID {
 			add(ptr+"/target_id", "a relationship cannot point at the dossier's own entity")
 		}
-		conf := d.Confidence
-		if r.Confidence != nil {
-			conf = *r.Confidence
+		conf := docConfidence
+		if c, ok := number(r["confidence"]); ok {
+			conf = c
 		}
-		if r.SourceURL == "" && conf >= limit {
+		if sourceURL == "" && conf >= limit {
 			add(ptr+"/source_url", "the relationship names no evidence source but its confidence %s is not below %s", num(conf), num(limit))
 		}
-		key := r.Type + "\x00" + strings.ToLower(strings.TrimSpace(r.TargetID))
-		if r.TargetID == "" {
-			key = r.Type + "\x00name:" + strings.ToLower(strings.TrimSpace(r.TargetName))
+		key := typ + "\x00" + strings.ToLower(strings.TrimSpace(targetID))
+		if targetID == "" {
+			key = typ + "\x00name:" + strings.ToLower(strings.TrimSpace(targetName))
 		}
 		if j, dup := seen[key]; dup {
 			add(ptr, "repeats /relationships/%d (same type and target)", j)
@@ -149,6 +143,18 @@ func attribution(sections []string, doc []byte, opts Options) []Violation {
 		seen[key] = i
 	}
 	return out
+}
+
+// number reads a JSON number decoded with UseNumber (or a float64).
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	case float64:
+		return n, true
+	}
+	return 0, false
 }
 
 // walkCitations calls fn for every "source_url" string and every item of a

@@ -125,36 +125,58 @@ func Validate(name string, doc []byte) error {
 // only on a document that satisfies the schema, so every violation names one
 // concrete problem.
 func ValidateWith(name string, doc []byte, opts Options) error {
+	_, err := check(name, doc, opts)
+	return err
+}
+
+// ValidateEntity is Validate for a dossier that must be about entityID: the
+// coordinator checks each result against its lease with one parse of the
+// document.
+func ValidateEntity(name string, doc []byte, entityID string) error {
+	v, err := check(name, doc, Options{})
+	if err != nil {
+		return err
+	}
+	// The schema requires entity_id as a string.
+	if got, _ := v.(map[string]any)["entity_id"].(string); got != entityID {
+		return fmt.Errorf("dossier is about entity %q, the lease is for %q", got, entityID)
+	}
+	return nil
+}
+
+// check decodes doc once, validates it against the named schema and then the
+// cross-field rules, and returns the decoded document.
+func check(name string, doc []byte, opts Options) (any, error) {
 	compileOnce.Do(compileAll)
 	if compileErr != nil {
-		return compileErr
+		return nil, compileErr
 	}
 	sch, ok := compiled[name]
 	if !ok {
-		return unknown(name)
+		return nil, unknown(name)
 	}
 	// UseNumber keeps numbers exact, as the validator expects.
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return fmt.Errorf("%s: document is not valid JSON: %w", name, err)
+		return nil, fmt.Errorf("%s: document is not valid JSON: %w", name, err)
 	}
 	if _, err := dec.Token(); err == nil {
-		return fmt.Errorf("%s: document is not valid JSON: data after the top-level value", name)
+		return nil, fmt.Errorf("%s: document is not valid JSON: data after the top-level value", name)
 	}
 	err := sch.Validate(v)
 	if err == nil {
-		if vs := attribution(sections[name], doc, opts); len(vs) > 0 {
-			return newError(name, vs)
+		if vs := attribution(sections[name], v, opts); len(vs) > 0 {
+			return nil, newError(name, vs)
 		}
-		return nil
+		return v, nil
 	}
 	var verr *jsonschema.ValidationError
 	if !errors.As(err, &verr) {
-		return fmt.Errorf("validate against %s: %w", name, err)
+		return nil, fmt.Errorf("validate against %s: %w", name, err)
 	}
-	return newError(name, violations(verr))
+	return nil, newError(name, violations(verr))
 }
 
 func newError(name string, vs []Violation) *Error {

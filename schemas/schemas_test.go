@@ -192,3 +192,34 @@ func TestValidateMessagesStayOnOneLine(t *testing.T) {
 	require.LessOrEqual(t, len(msg), 310)
 	require.True(t, strings.HasSuffix(msg, "..."))
 }
+
+func TestValidateEntity(t *testing.T) {
+	t.Parallel()
+	doc := readFile(t, "entity_dossier.valid.json")
+	var head struct {
+		EntityID string `json:"entity_id"`
+	}
+	require.NoError(t, json.Unmarshal(doc, &head))
+	require.NoError(t, schemas.ValidateEntity(schemas.EntityDossier, doc, head.EntityID))
+
+	err := schemas.ValidateEntity(schemas.EntityDossier, doc, "someone-else")
+	require.EqualError(t, err, `dossier is about entity "`+head.EntityID+`", the lease is for "someone-else"`)
+
+	// A schema violation is reported as such, before the entity is compared.
+	err = schemas.ValidateEntity(schemas.EntityDossier, []byte(`{"entity_id": "x"}`), "x")
+	require.ErrorContains(t, err, "entity_dossier")
+	require.NotContains(t, err.Error(), "the lease is for")
+}
+
+// BenchmarkValidate is the per-result cost the agent and the coordinator each pay: one parse,
+// the JSON Schema, then the attribution rules on the same decoded document.
+func BenchmarkValidate(b *testing.B) {
+	raw, err := os.ReadFile("testdata/entity_dossier.valid.json")
+	require.NoError(b, err)
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if err := schemas.Validate(schemas.EntityDossier, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
