@@ -79,35 +79,14 @@ func (s *Server) attemptStats(ctx context.Context, id string, counts map[string]
 			return e, nil
 		}
 	}
-	attempts, err := s.st.Attempts(ctx, id)
+	totals, err := s.st.AttemptTotals(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	e = &progressEntry{readAt: now, key: key, types: map[string]*typeStats{}}
-	durations := map[string][]time.Duration{}
-	for _, a := range attempts {
-		ts := e.types[a.InstanceType]
-		if ts == nil {
-			ts = &typeStats{}
-			e.types[a.InstanceType] = ts
-		}
-		ts.attempts++
-		switch {
-		case a.Outcome == "succeeded":
-			durations[a.InstanceType] = append(durations[a.InstanceType], a.Metrics.Duration)
-		case a.Outcome == "retrying":
-			ts.retries++
-			ts.failed++
-		case strings.HasPrefix(a.Outcome, "failed"):
-			ts.failed++
-		}
-		// Every attempt was paid for, whatever became of it.
-		ts.cost += a.Metrics.CostUSD
-		e.cost += a.Metrics.CostUSD
-	}
-	for name, ds := range durations {
-		slices.Sort(ds)
-		e.types[name].p50 = ds[(len(ds)-1)/2]
+	for typ, t := range totals {
+		e.types[typ] = &typeStats{p50: t.MedianDuration, cost: t.CostUSD, attempts: t.Attempts, failed: t.Failed, retries: t.Retries}
+		e.cost += t.CostUSD
 	}
 	c.mu.Lock()
 	c.entries[id] = e

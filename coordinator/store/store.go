@@ -437,6 +437,8 @@ type Store interface {
 	Result(ctx context.Context, itemID int64) (*ResultRow, error)
 	// Attempts lists the batch's finished runs (events that end a run) in commit order.
 	Attempts(ctx context.Context, batchID string) ([]*Attempt, error)
+	// AttemptTotals sums the batch's finished runs per instance type (attempts.go).
+	AttemptTotals(ctx context.Context, batchID string) (map[string]AttemptTotals, error)
 	// Events lists the batch's whole history in commit order.
 	Events(ctx context.Context, batchID string) ([]*Event, error)
 	MarkConsolidated(ctx context.Context, p MarkConsolidatedParams) error

@@ -153,6 +153,7 @@ func Run(t *testing.T, open Opener) {
 		"PurgeEntity":                  testPurgeEntity,
 	}
 	maps.Copy(tests, scheduleTests)
+	maps.Copy(tests, attemptTests)
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
