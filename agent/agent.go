@@ -338,11 +338,12 @@ func (a *Agent) session(ctx context.Context, client enrichv1.AgentServiceClient)
 	for _, r := range a.runs {
 		held = append(held, r.lease.GetLease())
 	}
+	draining := a.draining
 	a.mu.Unlock()
 	held = append(held, a.spool.leases()...)
 	if err := stream.Send(&enrichv1.ConnectRequest{Msg: &enrichv1.ConnectRequest_Hello{Hello: &enrichv1.Hello{
 		AgentId: a.cfg.ID, InstanceTypes: a.cfg.Types, Slots: int32(a.cfg.Slots), Version: Version, Hostname: a.host,
-		Labels: a.cfg.Labels, HeldLeases: held, SpooledResults: int32(a.spool.len()),
+		Labels: a.cfg.Labels, HeldLeases: held, SpooledResults: int32(a.spool.len()), Draining: draining,
 	}}}); err != nil {
 		return err
 	}

@@ -80,6 +80,8 @@ func (a *agentService) Connect(stream enrichv1.AgentService_ConnectServer) error
 		s.adopt(ctx, sess, held, log)
 	}
 	s.releaseForgotten(ctx, sess, hello.GetHeldLeases(), log)
+	// Before the read loop takes the session's first credit: a session to drain gets no lease.
+	s.drainOnHello(ctx, sess, hello, log)
 	s.hub.publishAll()
 
 	recvErr := make(chan error, 1)

@@ -1,7 +1,10 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/sportsintel/enrich/coordinator/consolidate"
 	"github.com/sportsintel/enrich/coordinator/graph"
@@ -40,7 +43,7 @@ func (s *Server) resumeConsolidation(ctx context.Context) {
 		switch {
 		case !b.State.Terminal() || !b.ConsolidatedAt.IsZero():
 		case b.ConsolidationError == "":
-			s.goBackground(func() { _, _ = s.consolidate(ctx, b.ID) })
+			s.goBackground(func() { s.consolidateUnlessDone(ctx, b.ID) })
 		case graph.Unavailable(b.ConsolidationError) && s.cfg.Neo4j.Enabled():
 			s.graphRetries.plan(s, b.ID)
 		}
@@ -54,9 +57,107 @@ func (s *Server) consolidate(ctx context.Context, id string) (*consolidate.Summa
 }
 
 // consolidateWith is consolidate with PDF export chosen by the caller and, when target is set,
-// the graph written into that server instead of the configured one. Consolidations run one at a
-// time: they are I/O bound and rare.
+// the graph written into that server instead of the configured one. It waits while another
+// consolidation of the batch runs, here or on another coordinator of the fleet.
 func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool, target *graph.Conn) (*consolidate.Summary, error) {
+	release, err := s.claimConsolidation(ctx, id, true)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return s.consolidateClaimed(ctx, id, pdf, target)
+}
+
+// consolidateUnlessDone consolidates an ended batch that nobody has consolidated, unless another
+// consolidation of it runs: the batches it is called for were read before the claim, and one
+// consolidated by another coordinator since must not be written twice.
+func (s *Server) consolidateUnlessDone(ctx context.Context, id string) {
+	release, err := s.claimConsolidation(ctx, id, false)
+	if err != nil || release == nil {
+		return
+	}
+	defer release()
+	b, err := s.st.GetBatch(ctx, id)
+	if err != nil || !b.State.Terminal() || !b.ConsolidatedAt.IsZero() || b.ConsolidationError != "" {
+		return
+	}
+	_, _ = s.consolidateClaimed(ctx, id, s.cfg.Consolidation.PDF, nil)
+}
+
+// consolidationClaimTTL is how long a consolidation claim outlives its last renewal: a
+// coordinator that dies mid-consolidation holds the batch back no longer than this.
+const consolidationClaimTTL = 30 * time.Second
+
+// claimConsolidation takes batch id's consolidation claim (store.Consolidations) and keeps it
+// renewed until the returned release is called. While another consolidation holds it, it waits
+// if wait is set and otherwise returns a nil release.
+func (s *Server) claimConsolidation(ctx context.Context, id string, wait bool) (func(), error) {
+	owner := s.fleetID() + "/" + newID("c-")
+	log := s.log.Named("consolidate").With("batch_id", id)
+	claim := func(ctx context.Context) (bool, error) {
+		return s.st.ClaimConsolidation(ctx, store.ClaimConsolidationParams{ID: id, Owner: owner, Now: s.now(), TTL: consolidationClaimTTL})
+	}
+	for logged := false; ; {
+		won, err := claim(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("claim consolidation", "error", err)
+			}
+			return nil, err
+		}
+		if won {
+			break
+		}
+		if !wait {
+			log.Debug("batch is being consolidated elsewhere; leaving it")
+			return nil, nil
+		}
+		if !logged {
+			log.Info("batch is being consolidated elsewhere; waiting for it to finish")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("batch %s is being consolidated by another coordinator: %w", id, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(consolidationClaimTTL / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			rctx, cancel := context.WithTimeout(context.Background(), consolidationClaimTTL/3)
+			won, err := claim(rctx)
+			cancel()
+			if err == nil && !won {
+				log.Warn("consolidation claim lost to another coordinator while consolidating (renewals failed for too long)")
+			} else if err != nil {
+				log.Warn("renew consolidation claim", "error", err)
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+		// Not ctx: a consolidation cut short by shutdown still hands the batch over at once.
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := s.st.ReleaseConsolidation(rctx, id, owner); err != nil {
+			log.Warn("release consolidation claim", "error", err)
+		}
+	}, nil
+}
+
+// consolidateClaimed writes the batch under its claim. Consolidations run one at a time in a
+// coordinator: they are I/O bound and rare.
+func (s *Server) consolidateClaimed(ctx context.Context, id string, pdf bool, target *graph.Conn) (*consolidate.Summary, error) {
 	s.consolidating.Lock()
 	defer s.consolidating.Unlock()
 	log := s.log.Named("consolidate").With("batch_id", id)
@@ -100,4 +201,53 @@ func (s *Server) consolidateWith(ctx context.Context, id string, pdf bool, targe
 	}
 	s.hub.publish(id)
 	return sum, err
+}
+
+// A coordinator that dies between ending a batch and consolidating it (or during it) leaves the
+// batch unconsolidated. The reaper's leader takes such batches over while it runs, so they do not
+// wait for some coordinator's restart (resumeConsolidation).
+const (
+	// consolidationGrace leaves a batch that just ended to the coordinator that ended it: it
+	// claims the batch at once, and only one that died cannot.
+	consolidationGrace = 10 * time.Second
+	// consolidationSweepEvery bounds how often the leader looks.
+	consolidationSweepEvery = 5 * time.Second
+)
+
+// consolidationSweep is the leader's state for sweepConsolidations; zero durations are the defaults.
+type consolidationSweep struct {
+	grace, every time.Duration
+	last         time.Time
+}
+
+// sweepConsolidations consolidates ended batches that nobody consolidated or is consolidating.
+// Only the reaper's leader calls it, from its loop. Batches whose consolidation failed are left
+// alone: the error needs an operator, or (an unreachable graph) is retried by the coordinator
+// that recorded it, or after a restart.
+func (s *Server) sweepConsolidations(ctx context.Context) {
+	if !s.cfg.Consolidation.AutoEnabled() {
+		return
+	}
+	sw := &s.sweep
+	grace, every := cmp.Or(sw.grace, consolidationGrace), cmp.Or(sw.every, consolidationSweepEvery)
+	now := s.now()
+	if now.Sub(sw.last) < every {
+		return
+	}
+	sw.last = now
+	list, err := s.st.UnconsolidatedBatches(ctx, store.UnconsolidatedParams{EndedBefore: now.Add(-grace), Now: now, Limit: 100})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Named("consolidate").Warn("list unconsolidated batches", "error", err)
+		}
+		return
+	}
+	for _, b := range list {
+		if b.ConsolidationError != "" {
+			continue
+		}
+		s.log.Named("consolidate").Info("batch ended without being consolidated; consolidating it", "batch_id", b.ID,
+			"ended", now.Sub(b.FinishedAt).Round(time.Second))
+		s.goBackground(func() { s.consolidateUnlessDone(s.runCtx, b.ID) })
+	}
 }

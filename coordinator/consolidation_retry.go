@@ -12,7 +12,11 @@ import (
 //
 // The plan lives in this process: a restarted coordinator rebuilds it from the recorded errors
 // (resumeConsolidation), starting the backoff over. In a fleet, the coordinator that ran the
-// consolidation holds its plan; the others show no retry time for it. The zero value is ready.
+// consolidation holds its plan; the others show no retry time for it, and the leader's sweep
+// (sweepConsolidations) leaves it alone: without the plan's attempt count in the store, a fleet
+// taking over plans whose coordinator died could not tell them from plans whose retries are
+// spent, and would retry those for ever. If that coordinator dies, the retry waits for a start
+// or an enrichctl consolidate. The zero value is ready.
 type graphRetries struct {
 	mu    sync.Mutex
 	plans map[string]*graphRetry

@@ -19,7 +19,8 @@ import (
 // serves any agent stream and any enrichctl call; what they must agree on lives in the store:
 //   - the agent registry: each coordinator publishes the sessions it serves every
 //     registryInterval, so `enrichctl agents` on any of them lists the whole fleet;
-//   - the reaper's leader lease (reaper.go): one coordinator at a time returns expired leases;
+//   - the reaper's leader lease (reaper.go): one coordinator at a time returns expired leases
+//     and consolidates ended batches whose coordinator died first (consolidation.go);
 //   - the change feed: batch changes committed by one coordinator wake the watchers and the
 //     dispatcher of the others at once instead of at their next poll.
 // With a store that implements none of this (SQLite: one coordinator per file) the loop only

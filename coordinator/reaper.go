@@ -36,7 +36,9 @@ func (s *Server) reapLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			s.reap(ctx)
+			if s.reap(ctx) {
+				s.sweepConsolidations(ctx)
+			}
 		}
 	}
 }
@@ -60,23 +62,24 @@ func (s *Server) leadsReaper(ctx context.Context) bool {
 
 // reap returns expired leases to pending and tells their holders, if still connected, to stop.
 // In a fleet only the leader reaps; holders connected to another coordinator learn that their
-// lease is gone from their next heartbeat there.
-func (s *Server) reap(ctx context.Context) {
+// lease is gone from their next heartbeat there. It reports whether this coordinator leads.
+func (s *Server) reap(ctx context.Context) bool {
 	if !s.leadsReaper(ctx) {
-		return
+		return false
 	}
 	res, err := s.st.ReapExpired(ctx, store.ReapParams{Now: s.now(), RetryDelay: s.retryDelay})
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Named("reaper").Error("reap expired leases", "error", err)
 		}
-		return
+		return true
 	}
 	if len(res.Expired) == 0 {
-		return
+		return true
 	}
 	s.log.Named("reaper").Info("leases expired", "count", len(res.Expired))
 	s.leasesEnded(ctx, res, "lease expired")
+	return true
 }
 
 // leasesEnded follows up leases the store ended without a report (expired or released): their

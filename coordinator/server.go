@@ -51,8 +51,9 @@ type Server struct {
 	now        func() time.Time
 
 	consolidating sync.Mutex
-	graphRetries  graphRetries    // consolidation_retry.go
-	outputDirs    map[string]bool // handed out this process, so two batches in one second never share one
+	graphRetries  graphRetries       // consolidation_retry.go
+	sweep         consolidationSweep // consolidation.go
+	outputDirs    map[string]bool    // handed out this process, so two batches in one second never share one
 	outputDirsMu  sync.Mutex
 
 	background sync.WaitGroup

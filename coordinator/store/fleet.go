@@ -59,14 +59,20 @@ type ChangeFeed interface {
 }
 
 // AgentDrains carries an operator's drain of an agent to the coordinator that serves its stream,
-// so `enrichctl agents drain` works through any coordinator of a fleet. A request is a mark on
-// the agent's registry row; the serving coordinator reads it on its next registry refresh and
-// drains the session itself (only the holder of a stream may send on it).
+// so `enrichctl agents drain` works through any coordinator of a fleet. A request belongs to the
+// agent id, not to one session of it: the coordinator serving the agent reads it on its next
+// registry refresh, and a coordinator accepting a new session of the agent reads it before it
+// grants anything, so a request made while the agent moves to another coordinator is not lost.
+// Only the holder of a stream may send on it, so the store only keeps the request.
 type AgentDrains interface {
-	// RequestDrain marks the agent's current session as draining and returns its row. It returns
-	// ErrNotFound when no coordinator has published the agent at or after since. The mark
-	// survives the serving coordinator's refreshes of that session and dies with the session.
-	RequestDrain(ctx context.Context, agentID string, since time.Time) (AgentRecord, error)
-	// DrainRequests returns, of the given sessions, those whose rows are marked draining.
-	DrainRequests(ctx context.Context, sessionIDs []string) ([]string, error)
+	// RequestDrain records a drain of the agent at now, marks its registry row draining (for
+	// listings) and returns the row. It returns ErrNotFound when no coordinator has published the
+	// agent at or after since: a request for an agent nobody serves would only wait for a later
+	// start of it.
+	RequestDrain(ctx context.Context, agentID string, since, now time.Time) (AgentRecord, error)
+	// DrainRequests returns, of the given agent ids, those with a request made at or after since;
+	// older requests count as lapsed.
+	DrainRequests(ctx context.Context, agentIDs []string, since time.Time) ([]string, error)
+	// DrainSent removes the agent's request: a Drain went out on one of its sessions.
+	DrainSent(ctx context.Context, agentID string) error
 }

@@ -445,6 +445,8 @@ type Store interface {
 
 	// Schedules (schedule.go).
 	Schedules
+	// Consolidation claims (consolidation.go).
+	Consolidations
 
 	// PurgeEntity deletes everything stored about one entity (its items, results and events) in
 	// one batch or, with BatchID empty, in all. It refuses with ErrInvalidState while a batch

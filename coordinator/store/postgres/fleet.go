@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -84,32 +85,44 @@ func (s *Store) listAgents(ctx context.Context, where string, args ...any) ([]st
 	return out, rows.Err()
 }
 
-func (s *Store) RequestDrain(ctx context.Context, agentID string, since time.Time) (store.AgentRecord, error) {
-	// Only a row refreshed recently names a live session: a drain for a session that is gone
-	// would be lost silently, so it is refused as not found instead.
-	tag, err := s.pool.Exec(ctx, `UPDATE agents SET draining = true WHERE agent_id = $1 AND last_seen >= $2`, agentID, ms(since))
+func (s *Store) RequestDrain(ctx context.Context, agentID string, since, now time.Time) (store.AgentRecord, error) {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		// Only a row refreshed recently names a live agent: a request for one that is gone would
+		// wait silently for whatever starts under its id next, so it is refused as not found.
+		tag, err := tx.Exec(ctx, `UPDATE agents SET draining = true WHERE agent_id = $1 AND last_seen >= $2`, agentID, ms(since))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("agent %s: %w", agentID, store.ErrNotFound)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO agent_drains (agent_id, requested_at) VALUES ($1, $2)
+			ON CONFLICT (agent_id) DO UPDATE SET requested_at = EXCLUDED.requested_at`, agentID, ms(now))
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.AgentRecord{}, err
+	}
 	if err != nil {
 		return store.AgentRecord{}, fmt.Errorf("request drain of agent %s: %w", agentID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return store.AgentRecord{}, fmt.Errorf("agent %s: %w", agentID, store.ErrNotFound)
 	}
 	recs, err := s.listAgents(ctx, `agent_id = $1`, agentID)
 	if err != nil {
 		return store.AgentRecord{}, err
 	}
 	if len(recs) == 0 {
-		// Its coordinator removed the row in between: the session ended.
-		return store.AgentRecord{}, fmt.Errorf("agent %s: %w", agentID, store.ErrNotFound)
+		// Its session ended in between; the request waits for the agent's next session.
+		return store.AgentRecord{AgentID: agentID, Draining: true}, nil
 	}
 	return recs[0], nil
 }
 
-func (s *Store) DrainRequests(ctx context.Context, sessionIDs []string) ([]string, error) {
-	if len(sessionIDs) == 0 {
+func (s *Store) DrainRequests(ctx context.Context, agentIDs []string, since time.Time) ([]string, error) {
+	if len(agentIDs) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT session_id FROM agents WHERE draining AND session_id = ANY($1)`, sessionIDs)
+	rows, err := s.pool.Query(ctx, `SELECT agent_id FROM agent_drains WHERE agent_id = ANY($1) AND requested_at >= $2 ORDER BY agent_id`,
+		agentIDs, ms(since))
 	if err != nil {
 		return nil, fmt.Errorf("read drain requests: %w", err)
 	}
@@ -118,6 +131,13 @@ func (s *Store) DrainRequests(ctx context.Context, sessionIDs []string) ([]strin
 		return nil, fmt.Errorf("read drain requests: %w", err)
 	}
 	return out, nil
+}
+
+func (s *Store) DrainSent(ctx context.Context, agentID string) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM agent_drains WHERE agent_id = $1`, agentID); err != nil {
+		return fmt.Errorf("clear drain request of agent %s: %w", agentID, err)
+	}
+	return nil
 }
 
 func (s *Store) PruneAgents(ctx context.Context, before time.Time) (int, error) {

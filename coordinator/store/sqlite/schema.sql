@@ -10,7 +10,10 @@ CREATE TABLE IF NOT EXISTS batches (
     output_dir          TEXT NOT NULL DEFAULT '',
     consolidation_error TEXT NOT NULL DEFAULT '',
     budget_usd          REAL NOT NULL DEFAULT 0,
-    spent_usd           REAL NOT NULL DEFAULT 0
+    spent_usd           REAL NOT NULL DEFAULT 0,
+    -- Who is consolidating the batch, until when (store.Consolidations).
+    consolidation_owner TEXT NOT NULL DEFAULT '',
+    consolidation_until INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS items (

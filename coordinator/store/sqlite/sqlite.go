@@ -70,6 +70,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 var addedColumns = []struct{ table, column, ddl string }{
 	{"batches", "budget_usd", "REAL NOT NULL DEFAULT 0"},
 	{"batches", "spent_usd", "REAL NOT NULL DEFAULT 0"},
+	{"batches", "consolidation_owner", "TEXT NOT NULL DEFAULT ''"},
+	{"batches", "consolidation_until", "INTEGER NOT NULL DEFAULT 0"},
 }
 
 func addMissingColumns(ctx context.Context, db *sql.DB) error {

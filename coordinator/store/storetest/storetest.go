@@ -154,6 +154,7 @@ func Run(t *testing.T, open Opener) {
 	}
 	maps.Copy(tests, scheduleTests)
 	maps.Copy(tests, attemptTests)
+	maps.Copy(tests, consolidationTests)
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

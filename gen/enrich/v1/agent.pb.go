@@ -376,8 +376,11 @@ type Hello struct {
 	HeldLeases []*LeaseRef `protobuf:"bytes,7,rep,name=held_leases,json=heldLeases,proto3" json:"held_leases,omitempty"`
 	// Number of finished results in the agent's spool that it will send again.
 	SpooledResults int32 `protobuf:"varint,8,opt,name=spooled_results,json=spooledResults,proto3" json:"spooled_results,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The agent is draining (an operator's drain or a signal) and reconnects only to finish and
+	// deliver what it holds: the coordinator grants it nothing and lists it as draining.
+	Draining      bool `protobuf:"varint,9,opt,name=draining,proto3" json:"draining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -464,6 +467,13 @@ func (x *Hello) GetSpooledResults() int32 {
 		return x.SpooledResults
 	}
 	return 0
+}
+
+func (x *Hello) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 // Welcome answers Hello and sets the session's timing.
@@ -1171,7 +1181,7 @@ const file_enrich_v1_agent_proto_rawDesc = "" +
 	"\x03ack\x18\x03 \x01(\v2\x0e.enrich.v1.AckH\x00R\x03ack\x12+\n" +
 	"\x06cancel\x18\x04 \x01(\v2\x11.enrich.v1.CancelH\x00R\x06cancel\x12(\n" +
 	"\x05drain\x18\x05 \x01(\v2\x10.enrich.v1.DrainH\x00R\x05drainB\x05\n" +
-	"\x03msg\"\xe5\x02\n" +
+	"\x03msg\"\x81\x03\n" +
 	"\x05Hello\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12%\n" +
 	"\x0einstance_types\x18\x02 \x03(\tR\rinstanceTypes\x12\x14\n" +
@@ -1181,7 +1191,8 @@ const file_enrich_v1_agent_proto_rawDesc = "" +
 	"\x06labels\x18\x06 \x03(\v2\x1c.enrich.v1.Hello.LabelsEntryR\x06labels\x124\n" +
 	"\vheld_leases\x18\a \x03(\v2\x13.enrich.v1.LeaseRefR\n" +
 	"heldLeases\x12'\n" +
-	"\x0fspooled_results\x18\b \x01(\x05R\x0espooledResults\x1a9\n" +
+	"\x0fspooled_results\x18\b \x01(\x05R\x0espooledResults\x12\x1a\n" +
+	"\bdraining\x18\t \x01(\bR\bdraining\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaa\x01\n" +
