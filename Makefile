@@ -47,6 +47,13 @@ run: build
 bench: build
 	$(GO) run ./bench -entities 20000 -agents 4 -slots 256
 
+# Scaling with agents: makespan against the ideal on 1, 3, 9 and 27 agents of 4 slots, the 90
+# example entities with per-entity work drawn from the seed's ranges scaled down 1000x
+# (bench/scaling, docs/benchmarks.md); a table from one run.
+.PHONY: bench-agents
+bench-agents: build
+	$(GO) run ./bench/scaling -agents 1,3,9,27 -slots 4
+
 # Consolidation into the real Neo4j: 10,000 dossiers batched against one transaction per dossier
 # (BenchmarkGraph), a table from one run. Uses the server in NEO4J_URI, or starts a private one in
 # its own state folder and stops it on exit, so a `make test` running meanwhile keeps its server.
