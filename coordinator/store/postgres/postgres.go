@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -510,6 +511,14 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		claimed = nil
 		now := ms(p.Now)
+		// The batches that may lease, read first: joining them into the item query made the
+		// planner sort every pending item of the type on each claim (42 ms for 40,000 pending
+		// items) instead of walking items_claim in order and stopping at the limit (0.3 ms).
+		open, err := leasingBatches(ctx, tx)
+		if err != nil || len(open) == 0 {
+			return err
+		}
+		openIDs := slices.Collect(maps.Keys(open))
 		var cands []candidate
 		for _, typ := range types {
 			room := p.Limit
@@ -528,21 +537,20 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 			if room <= 0 {
 				continue
 			}
-			// A batch out of budget leases nothing more.
-			rows, err := tx.Query(ctx, `SELECT i.id, i.priority, CASE WHEN b.budget_usd > 0 THEN b.budget_usd - b.spent_usd ELSE 0 END
-				FROM items i JOIN batches b ON b.id = i.batch_id
-				WHERE i.instance_type = $1 AND i.state = $2 AND i.next_attempt_at <= $3 AND b.state = $4
-				AND (b.budget_usd = 0 OR b.spent_usd < b.budget_usd)
-				ORDER BY i.priority DESC, i.id LIMIT $5 FOR UPDATE OF i SKIP LOCKED`, typ, store.ItemPending, now, store.BatchRunning, room)
+			rows, err := tx.Query(ctx, `SELECT id, priority, batch_id FROM items
+				WHERE instance_type = $1 AND state = $2 AND next_attempt_at <= $3 AND batch_id = ANY($4)
+				ORDER BY priority DESC, id LIMIT $5 FOR UPDATE SKIP LOCKED`, typ, store.ItemPending, now, openIDs, room)
 			if err != nil {
 				return fmt.Errorf("select pending %s: %w", typ, err)
 			}
 			for rows.Next() {
 				c := candidate{typ: typ}
-				if err := rows.Scan(&c.id, &c.priority, &c.budgetLeft); err != nil {
+				var batchID string
+				if err := rows.Scan(&c.id, &c.priority, &batchID); err != nil {
 					rows.Close()
 					return err
 				}
+				c.budgetLeft = open[batchID]
 				cands = append(cands, c)
 			}
 			rows.Close()
@@ -617,6 +625,27 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 		return nil, err
 	}
 	return claimed, nil
+}
+
+// leasingBatches returns the running batches with budget left, each with what it has left (0
+// for a batch without a budget). A batch out of budget leases nothing more.
+func leasingBatches(ctx context.Context, tx pgx.Tx) (map[string]float64, error) {
+	rows, err := tx.Query(ctx, `SELECT id, CASE WHEN budget_usd > 0 THEN budget_usd - spent_usd ELSE 0 END FROM batches
+		WHERE state = $1 AND (budget_usd = 0 OR spent_usd < budget_usd)`, store.BatchRunning)
+	if err != nil {
+		return nil, fmt.Errorf("running batches: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]float64{}
+	for rows.Next() {
+		var id string
+		var left float64
+		if err := rows.Scan(&id, &left); err != nil {
+			return nil, fmt.Errorf("running batches: %w", err)
+		}
+		out[id] = left
+	}
+	return out, rows.Err()
 }
 
 func keys(m map[string]bool) []string {

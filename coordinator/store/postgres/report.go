@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -22,12 +23,50 @@ type head struct {
 	resultToken int64
 }
 
-// reporter applies reports to locked items within one transaction.
+// reporter applies reports to locked items within one transaction. It decides in memory and
+// collects the writes by kind; flush then sends one set-based statement per kind, whatever the
+// group's size: one statement per report cost the server more than everything else did.
 type reporter struct {
 	heads   map[int64]*head
-	writes  *pgx.Batch
 	now     int64
 	touched map[string]bool
+
+	results   []resultRow
+	succeeded []succeededRow
+	failed    []failedRow
+	events    []eventRow
+	spent     map[string]float64 // batch id -> cost to add
+}
+
+type resultRow struct {
+	itemID, token int64
+	batchID       string
+	agentID       string
+	dossier       []byte
+	metrics       store.Metrics
+}
+
+type succeededRow struct {
+	itemID  int64
+	agentID string
+}
+
+type failedRow struct {
+	itemID                int64
+	state                 store.ItemState
+	nextAttemptAt         int64
+	lastError, stderrTail string
+}
+
+type eventRow struct {
+	itemID, token int64
+	attempt       int
+	batchID       string
+	instanceType  string
+	kind          store.EventKind
+	agentID       string
+	message       string
+	metrics       store.Metrics
 }
 
 // lockItems locks the given items in id order (the order every writer takes item locks in, so
@@ -37,7 +76,7 @@ func lockItems(ctx context.Context, tx pgx.Tx, ids []int64, now time.Time) (*rep
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	r := &reporter{heads: make(map[int64]*head, len(ids)), writes: &pgx.Batch{}, now: ms(now), touched: map[string]bool{}}
+	r := &reporter{heads: make(map[int64]*head, len(ids)), now: ms(now), touched: map[string]bool{}, spent: map[string]float64{}}
 	if len(ids) == 0 {
 		return r, nil
 	}
@@ -60,15 +99,13 @@ func lockItems(ctx context.Context, tx pgx.Tx, ids []int64, now time.Time) (*rep
 	return r, rows.Err()
 }
 
-const insertEvent = `INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
-
 func (r *reporter) record(id int64, h *head, token int64, agent string, kind store.EventKind, msg string, m store.Metrics) {
-	r.writes.Queue(insertEvent, id, h.batchID, h.instanceType, token, h.attempt, kind, agent, msg, m.Duration.Milliseconds(), m.CostUSD, r.now)
+	r.events = append(r.events, eventRow{itemID: id, token: token, attempt: h.attempt, batchID: h.batchID,
+		instanceType: h.instanceType, kind: kind, agentID: agent, message: msg, metrics: m})
 	// Every recorded run was paid for, whatever became of its result: it counts against the
-	// batch's budget. (This locks the batch row after the items: the order every writer takes.)
+	// batch's budget.
 	if m.CostUSD > 0 {
-		r.writes.Queue(`UPDATE batches SET spent_usd = spent_usd + $1 WHERE id = $2`, m.CostUSD, h.batchID)
+		r.spent[h.batchID] += m.CostUSD
 		r.touched[h.batchID] = true
 	}
 }
@@ -111,12 +148,9 @@ func (r *reporter) complete(c store.Completion) store.CompletionResult {
 			fmt.Sprintf("a result from the older lease %d won", c.Lease.Token), store.Metrics{})
 	}
 	m := c.Metrics
-	r.writes.Queue(`INSERT INTO results (item_id, batch_id, token, agent_id, dossier, duration_ms, cost_usd,
-		input_tokens, output_tokens, turns, session_id, runner, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		c.Lease.ItemID, h.batchID, c.Lease.Token, c.AgentID, c.Dossier, m.Duration.Milliseconds(), m.CostUSD, m.InputTokens,
-		m.OutputTokens, m.Turns, m.SessionID, m.Runner, r.now)
-	r.writes.Queue(`UPDATE items SET state = $1, agent_id = $2, last_error = '', stderr_tail = '', expires_at = 0, updated_at = $3 WHERE id = $4`,
-		store.ItemSucceeded, c.AgentID, r.now, c.Lease.ItemID)
+	r.results = append(r.results, resultRow{itemID: c.Lease.ItemID, token: c.Lease.Token, batchID: h.batchID, agentID: c.AgentID,
+		dossier: c.Dossier, metrics: m})
+	r.succeeded = append(r.succeeded, succeededRow{itemID: c.Lease.ItemID, agentID: c.AgentID})
 	r.record(c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventSucceeded, "", m)
 	h.state, h.resultToken, h.agentID = store.ItemSucceeded, c.Lease.Token, c.AgentID
 	r.touched[h.batchID] = true
@@ -150,8 +184,8 @@ func (r *reporter) fail(f store.Failure, retryDelay func(int) time.Duration) sto
 	case retryDelay != nil:
 		nextAt = r.now + retryDelay(h.attempt).Milliseconds()
 	}
-	r.writes.Queue(`UPDATE items SET state = $1, next_attempt_at = $2, last_error = $3, stderr_tail = $4, expires_at = 0, updated_at = $5 WHERE id = $6`,
-		next, nextAt, f.Message, f.StderrTail, r.now, f.Lease.ItemID)
+	r.failed = append(r.failed, failedRow{itemID: f.Lease.ItemID, state: next, nextAttemptAt: nextAt, lastError: f.Message,
+		stderrTail: f.StderrTail})
 	r.record(f.Lease.ItemID, h, f.Lease.Token, f.AgentID, kind, f.Message, f.Metrics)
 	h.state = next
 	r.touched[h.batchID] = true
@@ -159,15 +193,79 @@ func (r *reporter) fail(f store.Failure, retryDelay func(int) time.Duration) sto
 	return res
 }
 
-// flush sends the queued writes in one round trip.
+// flush writes what the reports decided: one statement per kind of write, each taking its rows
+// as arrays, all sent in one round trip. An item is decided once per group (a second report of
+// it sees the first's outcome in memory), so no statement names an item twice. Events keep the
+// order they were recorded in: their ids are the history's order.
 func (r *reporter) flush(ctx context.Context, tx pgx.Tx) error {
-	if r.writes.Len() == 0 {
+	b := &pgx.Batch{}
+	if n := len(r.results); n > 0 {
+		var (
+			items, tokens, durations, inTokens, outTokens, turns []int64
+			batches, agents, sessions, runners                   []string
+			dossiers                                             [][]byte
+			costs                                                []float64
+		)
+		for _, x := range r.results {
+			m := x.metrics
+			items, tokens, batches, agents, dossiers = append(items, x.itemID), append(tokens, x.token), append(batches, x.batchID),
+				append(agents, x.agentID), append(dossiers, x.dossier)
+			durations, costs, inTokens, outTokens, turns = append(durations, m.Duration.Milliseconds()), append(costs, m.CostUSD),
+				append(inTokens, m.InputTokens), append(outTokens, m.OutputTokens), append(turns, int64(m.Turns))
+			sessions, runners = append(sessions, m.SessionID), append(runners, m.Runner)
+		}
+		b.Queue(`INSERT INTO results (item_id, batch_id, token, agent_id, dossier, duration_ms, cost_usd,
+			input_tokens, output_tokens, turns, session_id, runner, created_at)
+			SELECT u.*, $13::bigint FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bigint[],
+				$7::float8[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[]) AS u`,
+			items, batches, tokens, agents, dossiers, durations, costs, inTokens, outTokens, turns, sessions, runners, r.now)
+	}
+	if len(r.succeeded) > 0 {
+		ids, agents := make([]int64, len(r.succeeded)), make([]string, len(r.succeeded))
+		for i, x := range r.succeeded {
+			ids[i], agents[i] = x.itemID, x.agentID
+		}
+		b.Queue(`UPDATE items SET state = $1, agent_id = u.agent_id, last_error = '', stderr_tail = '', expires_at = 0, updated_at = $2
+			FROM unnest($3::bigint[], $4::text[]) AS u(id, agent_id) WHERE items.id = u.id`,
+			store.ItemSucceeded, r.now, ids, agents)
+	}
+	if n := len(r.failed); n > 0 {
+		ids, nextAt := make([]int64, n), make([]int64, n)
+		states, errs, tails := make([]string, n), make([]string, n), make([]string, n)
+		for i, x := range r.failed {
+			ids[i], states[i], nextAt[i], errs[i], tails[i] = x.itemID, string(x.state), x.nextAttemptAt, x.lastError, x.stderrTail
+		}
+		b.Queue(`UPDATE items SET state = u.state, next_attempt_at = u.next_attempt_at, last_error = u.last_error,
+			stderr_tail = u.stderr_tail, expires_at = 0, updated_at = $1
+			FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[]) AS u(id, state, next_attempt_at, last_error, stderr_tail)
+			WHERE items.id = u.id`, r.now, ids, states, nextAt, errs, tails)
+	}
+	if n := len(r.events); n > 0 {
+		items, tokens, attempts, durations := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		batches, types, kinds, agents, msgs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		costs := make([]float64, n)
+		for i, e := range r.events {
+			items[i], tokens[i], attempts[i], durations[i], costs[i] = e.itemID, e.token, int64(e.attempt), e.metrics.Duration.Milliseconds(), e.metrics.CostUSD
+			batches[i], types[i], kinds[i], agents[i], msgs[i] = e.batchID, e.instanceType, string(e.kind), e.agentID, e.message
+		}
+		b.Queue(`INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
+			SELECT u.item_id, u.batch_id, u.instance_type, u.token, u.attempt, u.kind, u.agent_id, u.message, u.duration_ms, u.cost_usd, $11
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[],
+				$9::bigint[], $10::float8[]) WITH ORDINALITY
+				AS u(item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, n)
+			ORDER BY u.n`, items, batches, types, tokens, attempts, kinds, agents, msgs, durations, costs, r.now)
+	}
+	// The batch rows are locked after the items: the order every writer takes.
+	for _, id := range slices.Sorted(maps.Keys(r.spent)) {
+		b.Queue(`UPDATE batches SET spent_usd = spent_usd + $1 WHERE id = $2`, r.spent[id], id)
+	}
+	r.results, r.succeeded, r.failed, r.events, r.spent = nil, nil, nil, nil, map[string]float64{}
+	if b.Len() == 0 {
 		return nil
 	}
-	if err := tx.SendBatch(ctx, r.writes).Close(); err != nil {
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write reports: %w", err)
 	}
-	r.writes = &pgx.Batch{}
 	return nil
 }
 
