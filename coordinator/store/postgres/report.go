@@ -366,24 +366,34 @@ func (s *Store) ExtendLeases(ctx context.Context, p store.ExtendLeasesParams) ([
 		ids[i], tokens[i] = l.ItemID, l.Token
 	}
 	expires := ms(p.Now.Add(p.LeaseTTL))
-	// One statement for the whole heartbeat; a single statement needs no explicit transaction.
-	rows, err := s.pool.Query(ctx, `UPDATE items SET expires_at = LEAST(deadline, $1), agent_id = $2, session_id = $3
-		FROM unnest($4::bigint[], $5::bigint[]) AS l(id, token)
-		WHERE items.id = l.id AND items.token = l.token AND items.state = $6
-		RETURNING items.id, items.token`, expires, p.AgentID, p.SessionID, ids, tokens, store.ItemLeased)
-	if err != nil {
-		return nil, fmt.Errorf("extend leases: %w", err)
-	}
-	defer rows.Close()
 	held := map[store.LeaseRef]bool{}
-	for rows.Next() {
-		var l store.LeaseRef
-		if err := rows.Scan(&l.ItemID, &l.Token); err != nil {
-			return nil, fmt.Errorf("extend leases: %w", err)
+	// One statement for the whole heartbeat. It takes its row locks in id order, as reports do:
+	// an UPDATE joined to the list locks rows in whatever order its plan visits them, which
+	// deadlocked against a report of the same agent's leases.
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		clear(held)
+		rows, err := tx.Query(ctx, `WITH locked AS (
+				SELECT items.id FROM items JOIN unnest($4::bigint[], $5::bigint[]) AS l(id, token)
+					ON items.id = l.id AND items.token = l.token
+				WHERE items.state = $6 ORDER BY items.id FOR UPDATE OF items
+			)
+			UPDATE items SET expires_at = LEAST(deadline, $1), agent_id = $2, session_id = $3
+			FROM locked WHERE items.id = locked.id
+			RETURNING items.id, items.token`, expires, p.AgentID, p.SessionID, ids, tokens, store.ItemLeased)
+		if err != nil {
+			return err
 		}
-		held[l] = true
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var l store.LeaseRef
+			if err := rows.Scan(&l.ItemID, &l.Token); err != nil {
+				return err
+			}
+			held[l] = true
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("extend leases: %w", err)
 	}
 	var lost []store.LeaseRef
