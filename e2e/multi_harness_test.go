@@ -81,7 +81,7 @@ func haproxyPath(t *testing.T) string {
 	return p
 }
 
-// startExternal starts a program that is not one of ours (haproxy) the way start does.
+// startExternal starts a program that is not one of ours (haproxy, nginx) the way start does.
 func startExternal(t *testing.T, path string, args ...string) *proc {
 	t.Helper()
 	name := filepath.Base(path)
@@ -108,6 +108,38 @@ func startExternal(t *testing.T, path string, args ...string) *proc {
 // returns a cluster whose address is the balancer's.
 func newFleet(t *testing.T, n int, config string) *fleet {
 	t.Helper()
+	return newFleetWith(t, fleetOpts{n: n, config: config})
+}
+
+// balancer starts a load balancer on listen in front of the fleet's coordinators; dir is the
+// fleet's folder for its configuration.
+type balancer func(t *testing.T, dir, listen string, members []*fleetMember) *proc
+
+type fleetOpts struct {
+	n      int
+	config string // enrich.yaml contents
+	// lb is the balancer in front of the coordinators (default: haproxy).
+	lb balancer
+	// coordArgs are added to every coordinator's command line.
+	coordArgs []string
+}
+
+// startHAProxy runs haproxy with haproxyConfig in the foreground.
+func startHAProxy(t *testing.T, dir, listen string, members []*fleetMember) *proc {
+	t.Helper()
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	require.NoError(t, os.WriteFile(cfg, []byte(haproxyConfig(listen, members)), 0o644))
+	return startExternal(t, haproxyPath(t), "-db", "-f", cfg)
+}
+
+// newFleetWith starts opts.n coordinators on a fresh PostgreSQL schema and a balancer in front of
+// them, and returns a cluster whose address is the balancer's.
+func newFleetWith(t *testing.T, opts fleetOpts) *fleet {
+	t.Helper()
+	n, config := opts.n, opts.config
+	if opts.lb == nil {
+		opts.lb = startHAProxy
+	}
 	url := pgtest.Schema(t)
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "enrich.yaml")
@@ -118,6 +150,7 @@ func newFleet(t *testing.T, n int, config string) *fleet {
 		// One dossier folder: whichever coordinator ends a batch writes its outputs there.
 		m.args = []string{"--listen", m.addr, "--http", m.httpAddr, "--store", url, "--dossiers", filepath.Join(dir, "dossiers"),
 			"--config", cfgPath, "--log-level", "debug"}
+		m.args = append(m.args, opts.coordArgs...)
 		m.proc = start(t, "enrich-coordinator", m.args...)
 		f.coords = append(f.coords, m)
 	}
@@ -125,9 +158,7 @@ func newFleet(t *testing.T, n int, config string) *fleet {
 		waitServing(t, m.addr)
 	}
 	lbAddr := freeAddr(t)
-	lbCfg := filepath.Join(dir, "haproxy.cfg")
-	require.NoError(t, os.WriteFile(lbCfg, []byte(haproxyConfig(lbAddr, f.coords)), 0o644))
-	f.lb = startExternal(t, haproxyPath(t), "-db", "-f", lbCfg)
+	f.lb = opts.lb(t, dir, lbAddr, f.coords)
 	conn, err := grpc.NewClient(lbAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
