@@ -12,71 +12,20 @@ import (
 	"github.com/sportsintel/enrich/coordinator/store"
 )
 
-// head is a locked item as the report path sees it. Decisions are made in memory on the locked
-// rows and the writes they imply are queued into one pipelined round trip.
-type head struct {
-	batchID, instanceType, agentID, sessionID string
-	state                                     store.ItemState
-	token                                     int64
-	attempt, maxAttempts                      int
-	// resultToken is the token of the stored result, 0 when none.
-	resultToken int64
-}
-
-// reporter applies reports to locked items within one transaction. It decides in memory and
-// collects the writes by kind; flush then sends one set-based statement per kind, whatever the
-// group's size: one statement per report cost the server more than everything else did.
+// reporter applies reports to locked items within one transaction: store.ReportPlan decides
+// in memory on the locked rows, and flush writes the group with one statement per kind of write.
 type reporter struct {
-	heads   map[int64]*head
-	now     int64
-	touched map[string]bool
-
-	results   []resultRow
-	succeeded []succeededRow
-	failed    []failedRow
-	events    []eventRow
-	spent     map[string]float64 // batch id -> cost to add
-}
-
-type resultRow struct {
-	itemID, token int64
-	batchID       string
-	agentID       string
-	dossier       []byte
-	metrics       store.Metrics
-}
-
-type succeededRow struct {
-	itemID  int64
-	agentID string
-}
-
-type failedRow struct {
-	itemID                int64
-	state                 store.ItemState
-	nextAttemptAt         int64
-	lastError, stderrTail string
-}
-
-type eventRow struct {
-	itemID, token int64
-	attempt       int
-	batchID       string
-	instanceType  string
-	kind          store.EventKind
-	agentID       string
-	message       string
-	metrics       store.Metrics
+	*store.ReportPlan
 }
 
 // lockItems locks the given items in id order (the order every writer takes item locks in, so
-// writers never deadlock on them) and returns their heads. skipLocked leaves out items another
-// transaction holds, for the reaper, which can come back for them on its next pass.
+// writers never deadlock on them) and returns a plan over their heads.
 func lockItems(ctx context.Context, tx pgx.Tx, ids []int64, now time.Time) (*reporter, error) {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	r := &reporter{heads: make(map[int64]*head, len(ids)), now: ms(now), touched: map[string]bool{}, spent: map[string]float64{}}
+	heads := make(map[int64]*store.ItemHead, len(ids))
+	r := &reporter{store.NewReportPlan(heads, now)}
 	if len(ids) == 0 {
 		return r, nil
 	}
@@ -89,108 +38,14 @@ func lockItems(ctx context.Context, tx pgx.Tx, ids []int64, now time.Time) (*rep
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
-		h := &head{}
-		if err := rows.Scan(&id, &h.batchID, &h.instanceType, &h.agentID, &h.sessionID, &h.state, &h.token, &h.attempt,
-			&h.maxAttempts, &h.resultToken); err != nil {
+		h := &store.ItemHead{}
+		if err := rows.Scan(&id, &h.BatchID, &h.InstanceType, &h.AgentID, &h.SessionID, &h.State, &h.Token, &h.Attempt,
+			&h.MaxAttempts, &h.ResultToken); err != nil {
 			return nil, fmt.Errorf("scan item: %w", err)
 		}
-		r.heads[id] = h
+		heads[id] = h
 	}
 	return r, rows.Err()
-}
-
-func (r *reporter) record(id int64, h *head, token int64, agent string, kind store.EventKind, msg string, m store.Metrics) {
-	r.events = append(r.events, eventRow{itemID: id, token: token, attempt: h.attempt, batchID: h.batchID,
-		instanceType: h.instanceType, kind: kind, agentID: agent, message: msg, metrics: m})
-	// Every recorded run was paid for, whatever became of its result: it counts against the
-	// batch's budget.
-	if m.CostUSD > 0 {
-		r.spent[h.batchID] += m.CostUSD
-		r.touched[h.batchID] = true
-	}
-}
-
-func (r *reporter) complete(c store.Completion) store.CompletionResult {
-	h := r.heads[c.Lease.ItemID]
-	if h == nil {
-		return store.CompletionResult{Outcome: store.OutcomeStale}
-	}
-	res := store.CompletionResult{BatchID: h.batchID}
-	if c.Lease.Token > h.token || c.Lease.Token <= 0 {
-		// Never granted: nothing to record against a lease that does not exist.
-		res.Outcome = store.OutcomeStale
-		return res
-	}
-	switch h.state {
-	case store.ItemSucceeded:
-		// The same lease's result sent again (its Ack was lost) is the result already stored,
-		// not more work: acknowledge it again and record nothing.
-		if h.resultToken == c.Lease.Token {
-			res.Outcome, res.Redelivered = store.OutcomeAccepted, true
-			return res
-		}
-		res.Outcome = store.OutcomeDuplicate
-		r.record(c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventDuplicate, "dropped: item already has a result", c.Metrics)
-		return res
-	case store.ItemCancelled:
-		res.Outcome = store.OutcomeStale
-		r.record(c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventStale, "dropped: item was cancelled", c.Metrics)
-		return res
-	}
-	// The work is real and paid for: a result from an older lease still wins if no result exists,
-	// and the newer lease (if any) is superseded.
-	if h.state == store.ItemLeased && h.token != c.Lease.Token {
-		res.Superseded = &store.LeaseHolder{
-			LeaseRef: store.LeaseRef{ItemID: c.Lease.ItemID, Token: h.token},
-			BatchID:  h.batchID, AgentID: h.agentID, SessionID: h.sessionID,
-		}
-		r.record(c.Lease.ItemID, h, h.token, h.agentID, store.EventSuperseded,
-			fmt.Sprintf("a result from the older lease %d won", c.Lease.Token), store.Metrics{})
-	}
-	m := c.Metrics
-	r.results = append(r.results, resultRow{itemID: c.Lease.ItemID, token: c.Lease.Token, batchID: h.batchID, agentID: c.AgentID,
-		dossier: c.Dossier, metrics: m})
-	r.succeeded = append(r.succeeded, succeededRow{itemID: c.Lease.ItemID, agentID: c.AgentID})
-	r.record(c.Lease.ItemID, h, c.Lease.Token, c.AgentID, store.EventSucceeded, "", m)
-	h.state, h.resultToken, h.agentID = store.ItemSucceeded, c.Lease.Token, c.AgentID
-	r.touched[h.batchID] = true
-	res.Outcome = store.OutcomeAccepted
-	return res
-}
-
-// fail applies a failed attempt of the item's current lease.
-func (r *reporter) fail(f store.Failure, retryDelay func(int) time.Duration) store.FailureResult {
-	h := r.heads[f.Lease.ItemID]
-	if h == nil {
-		return store.FailureResult{Outcome: store.OutcomeStale}
-	}
-	res := store.FailureResult{BatchID: h.batchID}
-	if f.Lease.Token > h.token || f.Lease.Token <= 0 {
-		res.Outcome = store.OutcomeStale
-		return res
-	}
-	if h.state != store.ItemLeased || h.token != f.Lease.Token {
-		res.Outcome = store.OutcomeStale
-		r.record(f.Lease.ItemID, h, f.Lease.Token, f.AgentID, store.EventStale, "ignored failure: "+f.Message, f.Metrics)
-		return res
-	}
-	next, kind := store.ItemPending, store.EventRetrying
-	var nextAt int64
-	switch {
-	case !f.Retryable:
-		next, kind, res.Final = store.ItemFailed, store.EventFailedPermanent, true
-	case h.attempt >= h.maxAttempts:
-		next, kind, res.Final = store.ItemFailed, store.EventFailed, true
-	case retryDelay != nil:
-		nextAt = r.now + retryDelay(h.attempt).Milliseconds()
-	}
-	r.failed = append(r.failed, failedRow{itemID: f.Lease.ItemID, state: next, nextAttemptAt: nextAt, lastError: f.Message,
-		stderrTail: f.StderrTail})
-	r.record(f.Lease.ItemID, h, f.Lease.Token, f.AgentID, kind, f.Message, f.Metrics)
-	h.state = next
-	r.touched[h.batchID] = true
-	res.Outcome = store.OutcomeAccepted
-	return res
 }
 
 // flush writes what the reports decided: one statement per kind of write, each taking its rows
@@ -199,17 +54,18 @@ func (r *reporter) fail(f store.Failure, retryDelay func(int) time.Duration) sto
 // order they were recorded in: their ids are the history's order.
 func (r *reporter) flush(ctx context.Context, tx pgx.Tx) error {
 	b := &pgx.Batch{}
-	if n := len(r.results); n > 0 {
+	now := ms(r.Now())
+	if len(r.Results) > 0 {
 		var (
 			items, tokens, durations, inTokens, outTokens, turns []int64
 			batches, agents, sessions, runners                   []string
 			dossiers                                             [][]byte
 			costs                                                []float64
 		)
-		for _, x := range r.results {
-			m := x.metrics
-			items, tokens, batches, agents, dossiers = append(items, x.itemID), append(tokens, x.token), append(batches, x.batchID),
-				append(agents, x.agentID), append(dossiers, x.dossier)
+		for _, x := range r.Results {
+			m := x.Metrics
+			items, tokens, batches, agents, dossiers = append(items, x.ItemID), append(tokens, x.Token), append(batches, x.BatchID),
+				append(agents, x.AgentID), append(dossiers, x.Dossier)
 			durations, costs, inTokens, outTokens, turns = append(durations, m.Duration.Milliseconds()), append(costs, m.CostUSD),
 				append(inTokens, m.InputTokens), append(outTokens, m.OutputTokens), append(turns, int64(m.Turns))
 			sessions, runners = append(sessions, m.SessionID), append(runners, m.Runner)
@@ -218,48 +74,47 @@ func (r *reporter) flush(ctx context.Context, tx pgx.Tx) error {
 			input_tokens, output_tokens, turns, session_id, runner, created_at)
 			SELECT u.*, $13::bigint FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bigint[],
 				$7::float8[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[]) AS u`,
-			items, batches, tokens, agents, dossiers, durations, costs, inTokens, outTokens, turns, sessions, runners, r.now)
+			items, batches, tokens, agents, dossiers, durations, costs, inTokens, outTokens, turns, sessions, runners, now)
 	}
-	if len(r.succeeded) > 0 {
-		ids, agents := make([]int64, len(r.succeeded)), make([]string, len(r.succeeded))
-		for i, x := range r.succeeded {
-			ids[i], agents[i] = x.itemID, x.agentID
+	if len(r.Succeeded) > 0 {
+		ids, agents := make([]int64, len(r.Succeeded)), make([]string, len(r.Succeeded))
+		for i, x := range r.Succeeded {
+			ids[i], agents[i] = x.ItemID, x.AgentID
 		}
 		b.Queue(`UPDATE items SET state = $1, agent_id = u.agent_id, last_error = '', stderr_tail = '', expires_at = 0, updated_at = $2
 			FROM unnest($3::bigint[], $4::text[]) AS u(id, agent_id) WHERE items.id = u.id`,
-			store.ItemSucceeded, r.now, ids, agents)
+			store.ItemSucceeded, now, ids, agents)
 	}
-	if n := len(r.failed); n > 0 {
+	if n := len(r.Failed); n > 0 {
 		ids, nextAt := make([]int64, n), make([]int64, n)
 		states, errs, tails := make([]string, n), make([]string, n), make([]string, n)
-		for i, x := range r.failed {
-			ids[i], states[i], nextAt[i], errs[i], tails[i] = x.itemID, string(x.state), x.nextAttemptAt, x.lastError, x.stderrTail
+		for i, x := range r.Failed {
+			ids[i], states[i], nextAt[i], errs[i], tails[i] = x.ItemID, string(x.State), ms(x.NextAttemptAt), x.LastError, x.StderrTail
 		}
 		b.Queue(`UPDATE items SET state = u.state, next_attempt_at = u.next_attempt_at, last_error = u.last_error,
 			stderr_tail = u.stderr_tail, expires_at = 0, updated_at = $1
 			FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[]) AS u(id, state, next_attempt_at, last_error, stderr_tail)
-			WHERE items.id = u.id`, r.now, ids, states, nextAt, errs, tails)
+			WHERE items.id = u.id`, now, ids, states, nextAt, errs, tails)
 	}
-	if n := len(r.events); n > 0 {
+	if n := len(r.Events); n > 0 {
 		items, tokens, attempts, durations := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		batches, types, kinds, agents, msgs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		costs := make([]float64, n)
-		for i, e := range r.events {
-			items[i], tokens[i], attempts[i], durations[i], costs[i] = e.itemID, e.token, int64(e.attempt), e.metrics.Duration.Milliseconds(), e.metrics.CostUSD
-			batches[i], types[i], kinds[i], agents[i], msgs[i] = e.batchID, e.instanceType, string(e.kind), e.agentID, e.message
+		for i, e := range r.Events {
+			items[i], tokens[i], attempts[i], durations[i], costs[i] = e.ItemID, e.Token, int64(e.Attempt), e.Metrics.Duration.Milliseconds(), e.Metrics.CostUSD
+			batches[i], types[i], kinds[i], agents[i], msgs[i] = e.BatchID, e.InstanceType, string(e.Kind), e.AgentID, e.Message
 		}
 		b.Queue(`INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
 			SELECT u.item_id, u.batch_id, u.instance_type, u.token, u.attempt, u.kind, u.agent_id, u.message, u.duration_ms, u.cost_usd, $11
 			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[],
 				$9::bigint[], $10::float8[]) WITH ORDINALITY
 				AS u(item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, n)
-			ORDER BY u.n`, items, batches, types, tokens, attempts, kinds, agents, msgs, durations, costs, r.now)
+			ORDER BY u.n`, items, batches, types, tokens, attempts, kinds, agents, msgs, durations, costs, now)
 	}
 	// The batch rows are locked after the items: the order every writer takes.
-	for _, id := range slices.Sorted(maps.Keys(r.spent)) {
-		b.Queue(`UPDATE batches SET spent_usd = spent_usd + $1 WHERE id = $2`, r.spent[id], id)
+	for _, id := range slices.Sorted(maps.Keys(r.Spent)) {
+		b.Queue(`UPDATE batches SET spent_usd = spent_usd + $1 WHERE id = $2`, r.Spent[id], id)
 	}
-	r.results, r.succeeded, r.failed, r.events, r.spent = nil, nil, nil, nil, map[string]float64{}
 	if b.Len() == 0 {
 		return nil
 	}
@@ -274,7 +129,7 @@ func (r *reporter) flush(ctx context.Context, tx pgx.Tx) error {
 // that locks second sees the other's commit and finishes the batch.
 func (r *reporter) finishBatches(ctx context.Context, tx pgx.Tx) ([]string, error) {
 	var finished []string
-	for _, id := range keys(r.touched) {
+	for _, id := range keys(r.Touched) {
 		var st store.BatchState
 		var budget, spent float64
 		if err := tx.QueryRow(ctx, `SELECT state, budget_usd, spent_usd FROM batches WHERE id = $1 FOR UPDATE`, id).Scan(&st, &budget, &spent); err != nil {
@@ -296,7 +151,7 @@ func (r *reporter) finishBatches(ctx context.Context, tx pgx.Tx) ([]string, erro
 				continue
 			}
 			if _, err := tx.Exec(ctx, `UPDATE batches SET state = $1, finished_at = $2 WHERE id = $3`,
-				store.BatchBudgetExhausted, r.now, id); err != nil {
+				store.BatchBudgetExhausted, ms(r.Now()), id); err != nil {
 				return nil, fmt.Errorf("stop batch %s at its budget: %w", id, err)
 			}
 			finished = append(finished, id)
@@ -306,7 +161,7 @@ func (r *reporter) finishBatches(ctx context.Context, tx pgx.Tx) ([]string, erro
 		if failed {
 			end = store.BatchCompletedWithFailures
 		}
-		if _, err := tx.Exec(ctx, `UPDATE batches SET state = $1, finished_at = $2 WHERE id = $3`, end, r.now, id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE batches SET state = $1, finished_at = $2 WHERE id = $3`, end, ms(r.Now()), id); err != nil {
 			return nil, fmt.Errorf("finish batch %s: %w", id, err)
 		}
 		finished = append(finished, id)
@@ -323,7 +178,7 @@ func (s *Store) closeReport(ctx context.Context, tx pgx.Tx, r *reporter) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	return finished, s.notify(ctx, tx, keys(r.touched))
+	return finished, s.notify(ctx, tx, keys(r.Touched))
 }
 
 func (s *Store) Report(ctx context.Context, p store.ReportParams) (*store.ReportResult, error) {
@@ -342,10 +197,10 @@ func (s *Store) Report(ctx context.Context, p store.ReportParams) (*store.Report
 			return err
 		}
 		for _, c := range p.Completions {
-			out.Completions = append(out.Completions, r.complete(c))
+			out.Completions = append(out.Completions, r.Complete(c))
 		}
 		for _, f := range p.Failures {
-			out.Failures = append(out.Failures, r.fail(f, p.RetryDelay))
+			out.Failures = append(out.Failures, r.Fail(f, p.RetryDelay))
 		}
 		out.FinishedBatches, err = s.closeReport(ctx, tx, r)
 		return err
@@ -446,7 +301,7 @@ func (s *Store) ReapExpired(ctx context.Context, p store.ReapParams) (*store.Rea
 			if timedOut[i] {
 				msg = "timed out: the run exceeded its instance type's timeout"
 			}
-			r.fail(store.Failure{Lease: h.LeaseRef, AgentID: h.AgentID, Retryable: true, Message: msg}, p.RetryDelay)
+			r.Fail(store.Failure{Lease: h.LeaseRef, AgentID: h.AgentID, Retryable: true, Message: msg}, p.RetryDelay)
 		}
 		out.FinishedBatches, err = s.closeReport(ctx, tx, r)
 		return err
@@ -473,13 +328,13 @@ func (s *Store) ReleaseLeases(ctx context.Context, p store.ReleaseParams) (*stor
 			return err
 		}
 		for _, l := range p.Leases {
-			h := r.heads[l.ItemID]
+			h := r.Head(l.ItemID)
 			// Only the item's current lease can be released; anything else already ended.
-			if h == nil || h.state != store.ItemLeased || h.token != l.Token {
+			if h == nil || h.State != store.ItemLeased || h.Token != l.Token {
 				continue
 			}
-			holder := store.LeaseHolder{LeaseRef: l, BatchID: h.batchID, AgentID: h.agentID, SessionID: h.sessionID}
-			r.fail(store.Failure{Lease: l, AgentID: h.agentID, Retryable: true, Message: p.Message}, p.RetryDelay)
+			holder := store.LeaseHolder{LeaseRef: l, BatchID: h.BatchID, AgentID: h.AgentID, SessionID: h.SessionID}
+			r.Fail(store.Failure{Lease: l, AgentID: h.AgentID, Retryable: true, Message: p.Message}, p.RetryDelay)
 			out.Expired = append(out.Expired, holder)
 		}
 		out.FinishedBatches, err = s.closeReport(ctx, tx, r)
