@@ -168,7 +168,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("coordinator address %q: %w", a.cfg.Coordinator, err)
 	}
-	defer conn.Close()
+	defer func() { conn.Close() }()
 	client := enrichv1.NewAgentServiceClient(conn)
 	a.log.Info("agent starting", "agent_id", a.cfg.ID, "coordinator", a.cfg.Coordinator, "types", a.cfg.Types,
 		"slots", a.cfg.Slots, "spool", a.spool.String(), "spooled", a.spool.len())
@@ -176,13 +176,28 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.stopRuns()
 	backoff := a.cfg.ReconnectMin
 	for {
-		started := time.Now()
+		sessions := a.stats.sessions()
 		err := a.session(ctx, client)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(started) > time.Minute {
+		if a.stats.sessions() > sessions {
+			// The session was established: what ended it says nothing about the next dial, and
+			// streams ended on purpose (a coordinator's connection age, a drain) must not push
+			// the wait towards ReconnectMax.
 			backoff = a.cfg.ReconnectMin
+		}
+		if errors.Is(err, errMovedOn) {
+			// A new connection, not just a new stream on this one: a balancer that routes by
+			// connection sends it to any coordinator.
+			a.log.Info("reconnecting through a new connection", "reason", err)
+			next, derr := grpc.NewClient(a.cfg.Coordinator, opts...)
+			if derr == nil {
+				conn.Close()
+				conn, client = next, enrichv1.NewAgentServiceClient(next)
+				continue
+			}
+			err = derr
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		a.log.Warn("disconnected from coordinator; reconnecting", "error", err, "retry_in", wait.Round(time.Millisecond))
@@ -306,7 +321,19 @@ type connection struct {
 	// draining is per session: a coordinator that shuts down drains its agents, and they must ask
 	// the next coordinator for work again.
 	draining bool // guarded by Agent.mu
+	// moveOn is closed when the coordinator asked the agent to go elsewhere (Drain without
+	// exit) and the settle time has passed: the session ends and the agent dials afresh.
+	moveOn     chan struct{}
+	moveOnOnce sync.Once
 }
+
+// errMovedOn ends a session the coordinator asked the agent to leave.
+var errMovedOn = errors.New("coordinator asked the agent to reconnect elsewhere")
+
+// moveOnSettle is how long an agent told to move on keeps reading the old stream: a lease the
+// coordinator granted just before it stopped granting is still received and run, not lost in a
+// stream the agent already closed.
+const moveOnSettle = time.Second
 
 func (c *connection) send(msg *enrichv1.ConnectRequest) bool {
 	select {
@@ -363,7 +390,8 @@ func (a *Agent) session(ctx context.Context, client enrichv1.AgentServiceClient)
 
 	a.mu.Lock()
 	a.gen++
-	c := &connection{gen: a.gen, out: make(chan *enrichv1.ConnectRequest, 4096), topUp: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &connection{gen: a.gen, out: make(chan *enrichv1.ConnectRequest, 4096), topUp: make(chan struct{}, 1), done: make(chan struct{}),
+		moveOn: make(chan struct{})}
 	a.current = c
 	a.mu.Unlock()
 	a.stats.sessionStarted()
@@ -389,6 +417,8 @@ func (a *Agent) session(ctx context.Context, client enrichv1.AgentServiceClient)
 	select {
 	case err = <-readErr:
 	case err = <-writeErr:
+	case <-c.moveOn:
+		err = errMovedOn
 	}
 	cancel()
 	if errors.Is(err, io.EOF) {
@@ -491,7 +521,9 @@ func (a *Agent) readLoop(ctx context.Context, stream enrichv1.AgentService_Conne
 			a.mu.Lock()
 			c.draining = true
 			a.mu.Unlock()
-			a.log.Info("coordinator draining: no new leases from it", "reason", m.Drain.GetReason())
+			a.log.Info("coordinator draining: no new leases from it; reconnecting elsewhere", "reason", m.Drain.GetReason())
+			// Runs go on; the next session lists them and their coordinator adopts them.
+			time.AfterFunc(moveOnSettle, func() { c.moveOnOnce.Do(func() { close(c.moveOn) }) })
 		case *enrichv1.ConnectResponse_Welcome:
 			return errors.New("coordinator sent a second Welcome")
 		}

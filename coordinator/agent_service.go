@@ -83,6 +83,7 @@ func (a *agentService) Connect(stream enrichv1.AgentService_ConnectServer) error
 	// Before the read loop takes the session's first credit: a session to drain gets no lease.
 	s.drainOnHello(ctx, sess, hello, log)
 	s.hub.publishAll()
+	s.rotateAtAge(ctx, sess, log)
 
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- s.readLoop(ctx, stream, sess, log) }()

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -200,4 +201,41 @@ type connectionAge struct{ age, grace time.Duration }
 // fleet gets its share of long-lived streams. Call it before Run; age 0 disables the limit.
 func (s *Server) SetConnectionAge(age, grace time.Duration) {
 	s.connAge = connectionAge{age: age, grace: grace}
+}
+
+// rotateReason tells an agent why its stream is being moved.
+const rotateReason = "stream reached the coordinator's max connection age: reconnect to rebalance"
+
+// rotateAtAge moves an agent's stream before the gRPC server's connection age cuts it. A cut
+// stream loses the leases granted in its last moments (the agent never sees them, and when it
+// reconnects without them they are released and count as attempts). So a little before the
+// age (80-90% of it, spread so a fleet's agents do not move in step) the session stops taking
+// leases and tells the agent to move on (Drain without exit); the agent keeps reading for a
+// second, then dials a new connection, which the balancer may send anywhere, and its runs are
+// adopted there. An agent that does not move on is cut after the grace, as grpc-go would.
+func (s *Server) rotateAtAge(ctx context.Context, sess *session, log hclog.Logger) {
+	age := s.connAge.age
+	if age <= 0 {
+		return
+	}
+	after := time.Duration(float64(age) * (0.8 + 0.1*rand.Float64()))
+	go func() {
+		t := time.NewTimer(after)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		log.Info("asking the agent to reconnect", "reason", rotateReason, "after", after.Round(time.Second))
+		sess.drain()
+		sess.send(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: rotateReason}}})
+		t.Reset(max(s.connAge.grace, 2*time.Second))
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			log.Warn("agent did not reconnect after being asked; closing its stream")
+			sess.cancel()
+		}
+	}()
 }
