@@ -241,7 +241,7 @@ func (s *Store) ReapExpired(ctx context.Context, p store.ReapParams) (*store.Rea
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		*out = store.ReapResult{}
 		rows, err := tx.QueryContext(ctx, `SELECT id, token, batch_id, agent_id, session_id, expires_at >= deadline FROM items
-			WHERE state = ? AND expires_at <= ?`, store.ItemLeased, ms(p.Now))
+			WHERE state = 'leased' AND expires_at <= ?`, ms(p.Now))
 		if err != nil {
 			return fmt.Errorf("select expired leases: %w", err)
 		}
@@ -319,8 +319,8 @@ func (s *Store) ReleaseLeases(ctx context.Context, p store.ReleaseParams) (*stor
 }
 
 func (s *Store) LeasesHeldBy(ctx context.Context, agentID string) ([]store.LeaseHolder, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT id, token, batch_id, agent_id, session_id FROM items WHERE state = ? AND agent_id = ?`,
-		store.ItemLeased, agentID)
+	rows, err := s.read.QueryContext(ctx, `SELECT id, token, batch_id, agent_id, session_id FROM items WHERE state = 'leased' AND agent_id = ?`,
+		agentID)
 	if err != nil {
 		return nil, fmt.Errorf("leases held by %s: %w", agentID, err)
 	}

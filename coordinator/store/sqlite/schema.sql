@@ -41,12 +41,18 @@ CREATE TABLE IF NOT EXISTS items (
     UNIQUE (batch_id, entity_id)
 );
 
--- The claim path: pending items of one type, highest priority first, then oldest.
-CREATE INDEX IF NOT EXISTS items_claim ON items (instance_type, state, priority DESC, id);
+-- The claim path: pending items of one type, highest priority first, then oldest. Partial, like
+-- the index on leased items below: an index on every item that names its state is written twice
+-- on each change of state (out of the old place, into the new), and every lease changes state
+-- twice. Queries that use them say 'pending' and 'leased' literally, so SQLite can tell they
+-- apply. (Databases made before keep their rows; the old indexes are dropped here.)
+DROP INDEX IF EXISTS items_claim;
+DROP INDEX IF EXISTS items_expiry;
+CREATE INDEX IF NOT EXISTS items_pending ON items (instance_type, priority DESC, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS items_leased ON items (expires_at) WHERE state = 'leased';
 CREATE INDEX IF NOT EXISTS items_batch ON items (batch_id, state);
 -- Covers the per-type progress counts, read by every watcher, without touching the rows.
 CREATE INDEX IF NOT EXISTS items_batch_progress ON items (batch_id, instance_type, state, attempt);
-CREATE INDEX IF NOT EXISTS items_expiry ON items (state, expires_at);
 
 CREATE TABLE IF NOT EXISTS results (
     item_id       INTEGER PRIMARY KEY REFERENCES items(id),

@@ -478,8 +478,8 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 			room := p.Limit
 			if limit := p.MaxConcurrent[typ]; limit > 0 {
 				var leased int
-				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE instance_type = ? AND state = ?`,
-					typ, store.ItemLeased).Scan(&leased); err != nil {
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE instance_type = ? AND state = 'leased'`,
+					typ).Scan(&leased); err != nil {
 					return fmt.Errorf("count leased %s: %w", typ, err)
 				}
 				room = min(room, limit-leased)
@@ -489,9 +489,9 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 			}
 			rows, err := tx.QueryContext(ctx, `SELECT i.id, i.priority, CASE WHEN b.budget_usd > 0 THEN b.budget_usd - b.spent_usd ELSE 0 END
 				FROM items i JOIN batches b ON b.id = i.batch_id
-				WHERE i.instance_type = ? AND i.state = ? AND i.next_attempt_at <= ? AND b.state = ?
+				WHERE i.instance_type = ? AND i.state = 'pending' AND i.next_attempt_at <= ? AND b.state = ?
 				AND (b.budget_usd = 0 OR b.spent_usd < b.budget_usd)
-				ORDER BY i.priority DESC, i.id LIMIT ?`, typ, store.ItemPending, now, store.BatchRunning, room)
+				ORDER BY i.priority DESC, i.id LIMIT ?`, typ, now, store.BatchRunning, room)
 			if err != nil {
 				return fmt.Errorf("select pending %s: %w", typ, err)
 			}
