@@ -24,6 +24,9 @@ type typeStats struct {
 // progressEntry is one batch's attempt statistics as last read from the store.
 type progressEntry struct {
 	readAt time.Time
+	// readCost is how long reading the statistics took: a batch whose history takes long to sum
+	// is re-read less often (progressCostShare).
+	readCost time.Duration
 	key    string // the batch's counts when read: attempts only change when counts do (almost)
 	types  map[string]*typeStats
 	cost   float64
@@ -49,6 +52,11 @@ const (
 	progressMaxAge = 5 * time.Second
 	// progressKeep drops entries of batches nobody asked about for a while.
 	progressKeep = 10 * time.Minute
+	// progressCostShare bounds the time spent re-reading a running batch's statistics to about
+	// one part in this many: summing the history of a batch of 60,000 takes tens of
+	// milliseconds on SQLite, and re-reading it every progressMinAge cost a tenth of the
+	// coordinator's CPU while the batch ran.
+	progressCostShare = 20
 )
 
 func countsKey(counts map[string]store.StateCounts) string {
@@ -74,7 +82,8 @@ func (s *Server) attemptStats(ctx context.Context, id string, counts map[string]
 	c.mu.Unlock()
 	if e != nil {
 		age := now.Sub(e.readAt)
-		fresh := age < progressMaxAge && (e.key == key || (age < progressMinAge && !terminal))
+		minAge := max(progressMinAge, progressCostShare*e.readCost)
+		fresh := age < max(progressMaxAge, minAge) && (e.key == key || (age < minAge && !terminal))
 		if fresh {
 			return e, nil
 		}
@@ -83,7 +92,7 @@ func (s *Server) attemptStats(ctx context.Context, id string, counts map[string]
 	if err != nil {
 		return nil, err
 	}
-	e = &progressEntry{readAt: now, key: key, types: map[string]*typeStats{}}
+	e = &progressEntry{readAt: now, readCost: time.Since(now), key: key, types: map[string]*typeStats{}}
 	for typ, t := range totals {
 		e.types[typ] = &typeStats{p50: t.MedianDuration, cost: t.CostUSD, attempts: t.Attempts, failed: t.Failed, retries: t.Retries}
 		e.cost += t.CostUSD
