@@ -164,40 +164,31 @@ func (a *Agent) Run(ctx context.Context) error {
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)),
 	}, a.cfg.DialOptions...)
-	conn, err := grpc.NewClient(a.cfg.Coordinator, opts...)
+	// Checked once up front: a malformed address is a configuration error, not a reason to retry.
+	probe, err := grpc.NewClient(a.cfg.Coordinator, opts...)
 	if err != nil {
 		return fmt.Errorf("coordinator address %q: %w", a.cfg.Coordinator, err)
 	}
-	defer func() { conn.Close() }()
-	client := enrichv1.NewAgentServiceClient(conn)
+	probe.Close()
 	a.log.Info("agent starting", "agent_id", a.cfg.ID, "coordinator", a.cfg.Coordinator, "types", a.cfg.Types,
 		"slots", a.cfg.Slots, "spool", a.spool.String(), "spooled", a.spool.len())
 
 	defer a.stopRuns()
 	backoff := a.cfg.ReconnectMin
 	for {
-		sessions := a.stats.sessions()
-		err := a.session(ctx, client)
+		started := time.Now()
+		err := a.dialSession(ctx, opts)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if a.stats.sessions() > sessions {
-			// The session was established: what ended it says nothing about the next dial, and
-			// streams ended on purpose (a coordinator's connection age, a drain) must not push
-			// the wait towards ReconnectMax.
-			backoff = a.cfg.ReconnectMin
-		}
 		if errors.Is(err, errMovedOn) {
-			// A new connection, not just a new stream on this one: a balancer that routes by
-			// connection sends it to any coordinator.
+			// The coordinator asked the agent to go elsewhere: at once, and from the shortest wait.
 			a.log.Info("reconnecting through a new connection", "reason", err)
-			next, derr := grpc.NewClient(a.cfg.Coordinator, opts...)
-			if derr == nil {
-				conn.Close()
-				conn, client = next, enrichv1.NewAgentServiceClient(next)
-				continue
-			}
-			err = derr
+			backoff = a.cfg.ReconnectMin
+			continue
+		}
+		if time.Since(started) > time.Minute {
+			backoff = a.cfg.ReconnectMin
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		a.log.Warn("disconnected from coordinator; reconnecting", "error", err, "retry_in", wait.Round(time.Millisecond))
@@ -208,6 +199,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		backoff = min(backoff*2, a.cfg.ReconnectMax)
 	}
+}
+
+// dialSession runs one session on a connection of its own. A new connection for every session,
+// not just a new stream: a balancer that routes by connection may send it to any coordinator,
+// and a coordinator that times its request to move on (--max-connection-age) from the session
+// is timing the connection.
+func (a *Agent) dialSession(ctx context.Context, opts []grpc.DialOption) error {
+	conn, err := grpc.NewClient(a.cfg.Coordinator, opts...)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return a.session(ctx, enrichv1.NewAgentServiceClient(conn))
 }
 
 // Drain stops asking for leases, lets running leases finish for up to the configured grace, then
@@ -414,13 +418,28 @@ func (a *Agent) session(ctx context.Context, client enrichv1.AgentServiceClient)
 	go func() { writeErr <- a.writeLoop(sctx, stream, c, interval) }()
 	readErr := make(chan error, 1)
 	go func() { readErr <- a.readLoop(sctx, stream, c) }()
+	readDone := false
 	select {
 	case err = <-readErr:
+		readDone = true
 	case err = <-writeErr:
 	case <-c.moveOn:
 		err = errMovedOn
 	}
 	cancel()
+	if !readDone {
+		// A lease read just before the end is started (a.runs) before the next session lists
+		// what the agent holds; otherwise its coordinator would release a lease that runs.
+		<-readErr
+	}
+	a.mu.Lock()
+	movedOn := c.draining
+	a.mu.Unlock()
+	if movedOn {
+		// A Drain without exit came first (a coordinator shutting down or moving its agents):
+		// however the stream then ended, the agent goes elsewhere now.
+		err = errMovedOn
+	}
 	if errors.Is(err, io.EOF) {
 		err = errors.New("coordinator closed the stream")
 	}

@@ -16,8 +16,6 @@ type stats struct {
 	asked     []time.Time
 	latencies []time.Duration
 	runsEnded int
-	// started counts sessions that got as far as the coordinator's Welcome.
-	started int
 	// prom is set by RegisterMetrics; nil when the agent exports no metrics.
 	prom *runMetrics
 }
@@ -38,15 +36,7 @@ func (s *stats) creditsSent(n int) {
 func (s *stats) sessionStarted() {
 	s.mu.Lock()
 	s.asked = s.asked[:0]
-	s.started++
 	s.mu.Unlock()
-}
-
-// sessions returns how many sessions were established so far.
-func (s *stats) sessions() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.started
 }
 
 func (s *stats) leaseReceived() {

@@ -235,7 +235,8 @@ func (s *Server) sweepConsolidations(ctx context.Context) {
 		return
 	}
 	sw.last = now
-	list, err := s.st.UnconsolidatedBatches(ctx, store.UnconsolidatedParams{EndedBefore: now.Add(-grace), Now: now, Limit: 100})
+	list, err := s.st.UnconsolidatedBatches(ctx, store.UnconsolidatedParams{EndedBefore: now.Add(-grace), Now: now, Limit: 100,
+		SkipFailed: true})
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Named("consolidate").Warn("list unconsolidated batches", "error", err)
@@ -243,9 +244,6 @@ func (s *Server) sweepConsolidations(ctx context.Context) {
 		return
 	}
 	for _, b := range list {
-		if b.ConsolidationError != "" {
-			continue
-		}
 		s.log.Named("consolidate").Info("batch ended without being consolidated; consolidating it", "batch_id", b.ID,
 			"ended", now.Sub(b.FinishedAt).Round(time.Second))
 		s.goBackground(func() { s.consolidateUnlessDone(s.runCtx, b.ID) })

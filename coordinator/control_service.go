@@ -496,8 +496,9 @@ func (c *controlService) ListAgents(ctx context.Context, _ *enrichv1.ListAgentsR
 // DrainAgent drains an agent connected here at once, or one connected to another coordinator
 // sharing the store within a second, through that coordinator (fleet_drain.go).
 func (c *controlService) DrainAgent(ctx context.Context, req *enrichv1.DrainAgentRequest) (*enrichv1.DrainAgentResponse, error) {
-	if sess := c.s.sessions.agent(req.GetAgentId()); sess != nil {
-		c.s.drainSession(sess)
+	// A session that ends before the Drain goes out (its agent is moving to another coordinator)
+	// falls through to the shared request, which follows the agent.
+	if sess := c.s.sessions.agent(req.GetAgentId()); sess != nil && c.s.drainSession(sess) {
 		c.s.log.Named("control").Info("agent drained", "agent_id", sess.agentID)
 		return &enrichv1.DrainAgentResponse{Agent: sess.info(c.s.advertised)}, nil
 	}

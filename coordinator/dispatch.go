@@ -35,6 +35,8 @@ func (s *Server) dispatchLoop(ctx context.Context) {
 
 // dispatchTo claims as many items as the session has credits for and sends them as leases.
 func (s *Server) dispatchTo(ctx context.Context, sess *session) error {
+	sess.grantMu.Lock()
+	defer sess.grantMu.Unlock()
 	want := sess.wanted()
 	if want == 0 {
 		return nil

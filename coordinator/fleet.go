@@ -208,17 +208,19 @@ const rotateReason = "stream reached the coordinator's max connection age: recon
 
 // rotateAtAge moves an agent's stream before the gRPC server's connection age cuts it. A cut
 // stream loses the leases granted in its last moments (the agent never sees them, and when it
-// reconnects without them they are released and count as attempts). So a little before the
-// age (80-90% of it, spread so a fleet's agents do not move in step) the session stops taking
-// leases and tells the agent to move on (Drain without exit); the agent keeps reading for a
-// second, then dials a new connection, which the balancer may send anywhere, and its runs are
-// adopted there. An agent that does not move on is cut after the grace, as grpc-go would.
+// reconnects without them they are released and count as attempts). So before the age (at
+// 70-85% of it, clear of grpc-go's own ±10% jitter, spread so a fleet's agents do not move in
+// step) the session stops taking leases and tells the agent to move on (Drain without exit);
+// the agent keeps reading for a second, then dials a new connection, which the balancer may
+// send anywhere, and its runs are adopted there. Agents dial a new connection for every
+// session, so a session's age is its connection's. An agent that does not move on is cut after
+// the grace, as grpc-go would.
 func (s *Server) rotateAtAge(ctx context.Context, sess *session, log hclog.Logger) {
 	age := s.connAge.age
 	if age <= 0 {
 		return
 	}
-	after := time.Duration(float64(age) * (0.8 + 0.1*rand.Float64()))
+	after := time.Duration(float64(age) * (0.7 + 0.15*rand.Float64()))
 	go func() {
 		t := time.NewTimer(after)
 		defer t.Stop()
@@ -228,8 +230,7 @@ func (s *Server) rotateAtAge(ctx context.Context, sess *session, log hclog.Logge
 		case <-t.C:
 		}
 		log.Info("asking the agent to reconnect", "reason", rotateReason, "after", after.Round(time.Second))
-		sess.drain()
-		sess.send(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: rotateReason}}})
+		sess.stopGranting(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: rotateReason}}})
 		t.Reset(max(s.connAge.grace, 2*time.Second))
 		select {
 		case <-ctx.Done():

@@ -33,8 +33,7 @@ const drainRequestLapse = 10 * time.Minute
 // drainSession stops leasing to the session and tells its agent to finish what it runs and exit.
 // It reports whether the Drain went out on a live session.
 func (s *Server) drainSession(sess *session) bool {
-	sess.drain()
-	return sess.send(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: drainReason, Exit: true}}})
+	return sess.stopGranting(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: drainReason, Exit: true}}})
 }
 
 // applyDrainRequests drains the sessions of this coordinator whose agents another coordinator
@@ -84,13 +83,20 @@ func (s *Server) drainRequested(ctx context.Context, drains store.AgentDrains, s
 // its agent was draining already, or an operator asked for a drain that no coordinator has
 // delivered yet.
 func (s *Server) drainOnHello(ctx context.Context, sess *session, hello *enrichv1.Hello, log hclog.Logger) {
+	drains, shared := s.st.(store.AgentDrains)
 	if hello.GetDraining() {
 		sess.drain()
 		log.Info("agent reconnected while draining; it gets no new leases")
+		// A request made meanwhile is already satisfied; left in place, it would drain a new
+		// process started under the same id.
+		if shared {
+			if err := drains.DrainSent(ctx, sess.agentID); err != nil && ctx.Err() == nil {
+				log.Warn("clear drain request", "error", err)
+			}
+		}
 		return
 	}
-	drains, ok := s.st.(store.AgentDrains)
-	if !ok {
+	if !shared {
 		return
 	}
 	reqs, err := drains.DrainRequests(ctx, []string{sess.agentID}, s.now().Add(-drainRequestLapse))

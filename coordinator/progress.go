@@ -27,9 +27,9 @@ type progressEntry struct {
 	// readCost is how long reading the statistics took: a batch whose history takes long to sum
 	// is re-read less often (progressCostShare).
 	readCost time.Duration
-	key    string // the batch's counts when read: attempts only change when counts do (almost)
-	types  map[string]*typeStats
-	cost   float64
+	key      string // the batch's counts when read: attempts only change when counts do (almost)
+	types    map[string]*typeStats
+	cost     float64
 }
 
 // progressCache keeps per-batch attempt statistics, so that many watchers and dashboard polls of
@@ -57,6 +57,8 @@ const (
 	// milliseconds on SQLite, and re-reading it every progressMinAge cost a tenth of the
 	// coordinator's CPU while the batch ran.
 	progressCostShare = 20
+	// progressMaxWait bounds that interval, whatever one slow read took.
+	progressMaxWait = 10 * time.Second
 )
 
 func countsKey(counts map[string]store.StateCounts) string {
@@ -82,7 +84,7 @@ func (s *Server) attemptStats(ctx context.Context, id string, counts map[string]
 	c.mu.Unlock()
 	if e != nil {
 		age := now.Sub(e.readAt)
-		minAge := max(progressMinAge, progressCostShare*e.readCost)
+		minAge := min(max(progressMinAge, progressCostShare*e.readCost), progressMaxWait)
 		fresh := age < max(progressMaxAge, minAge) && (e.key == key || (age < minAge && !terminal))
 		if fresh {
 			return e, nil

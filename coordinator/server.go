@@ -166,8 +166,7 @@ func (s *Server) Run(ctx context.Context, grpcLis, httpLis net.Listener) error {
 func (s *Server) shutdown(gs *grpc.Server, hs *http.Server) {
 	// Agent streams never end by themselves: ask agents to move on, then end their streams.
 	for _, sess := range s.sessions.snapshot() {
-		sess.drain()
-		sess.send(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: "coordinator shutting down"}}})
+		sess.stopGranting(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: "coordinator shutting down"}}})
 		sess.cancel()
 	}
 	if gs != nil {

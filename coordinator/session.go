@@ -39,6 +39,11 @@ type session struct {
 	done   chan struct{}
 	cancel context.CancelFunc
 
+	// grantMu is held by the dispatcher from reading the session's credits to queueing the
+	// leases it claimed for them, and by stopGranting: a Drain queued by stopGranting comes
+	// after every lease the session was granted, never before one.
+	grantMu sync.Mutex
+
 	mu            sync.Mutex
 	credits       int
 	creditAt      []time.Time // arrival of each outstanding credit, oldest first
@@ -176,6 +181,16 @@ func (s *session) problem() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.healthProblem
+}
+
+// stopGranting marks the session draining and queues msg (a Drain) behind every lease already
+// granted to it. An agent told to move on leaves its stream a moment after the Drain; a lease
+// queued behind it would be lost with the stream and cost its entity an attempt.
+func (s *session) stopGranting(msg *enrichv1.ConnectResponse) bool {
+	s.grantMu.Lock()
+	defer s.grantMu.Unlock()
+	s.drain()
+	return s.send(msg)
 }
 
 func (s *session) drain() {

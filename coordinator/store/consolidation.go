@@ -29,6 +29,9 @@ type UnconsolidatedParams struct {
 	// Now leaves out batches whose claim is live at Now.
 	Now   time.Time
 	Limit int
+	// SkipFailed leaves out batches whose consolidation failed (ConsolidationError set): the
+	// sweep leaves those to an operator, and must not let a hundred of them hide the rest.
+	SkipFailed bool
 }
 
 // Consolidations is the part of a Store that keeps consolidation claims. Every backend
@@ -43,6 +46,6 @@ type Consolidations interface {
 	// UnconsolidatedBatches lists batches in a terminal state that ended (FinishedAt set) at or
 	// before p.EndedBefore, have no ConsolidatedAt, and are not claimed at p.Now; those that
 	// ended first come first, at most p.Limit (0: no limit). Batches whose consolidation failed
-	// are listed too: ConsolidationError says why.
+	// are listed too unless p.SkipFailed: ConsolidationError says why.
 	UnconsolidatedBatches(ctx context.Context, p UnconsolidatedParams) ([]*Batch, error)
 }

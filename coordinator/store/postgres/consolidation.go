@@ -46,8 +46,8 @@ func (s *Store) UnconsolidatedBatches(ctx context.Context, p store.Unconsolidate
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+batchColumns+` FROM batches
 		WHERE state IN (`+terminalStates+`) AND finished_at > 0 AND finished_at <= $1 AND consolidated_at = 0
-			AND (consolidation_owner = '' OR consolidation_until < $2)
-		ORDER BY finished_at, id LIMIT $3`, ms(p.EndedBefore), ms(p.Now), limit)
+			AND (consolidation_owner = '' OR consolidation_until < $2) AND (NOT $4 OR consolidation_error = '')
+		ORDER BY finished_at, id LIMIT $3`, ms(p.EndedBefore), ms(p.Now), limit, p.SkipFailed)
 	if err != nil {
 		return nil, fmt.Errorf("list unconsolidated batches: %w", err)
 	}

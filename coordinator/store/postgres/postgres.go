@@ -513,7 +513,9 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 		now := ms(p.Now)
 		// The batches that may lease, read first: joining them into the item query made the
 		// planner sort every pending item of the type on each claim (42 ms for 40,000 pending
-		// items) instead of walking items_claim in order and stopping at the limit (0.3 ms).
+		// items) instead of walking items_claim in order and stopping at the limit (0.3 ms). The
+		// granting UPDATE checks each item's batch again: one that stopped (cancelled, out of
+		// budget) while this claim waited on a cap lock leases nothing more.
 		open, err := leasingBatches(ctx, tx)
 		if err != nil || len(open) == 0 {
 			return err
@@ -588,13 +590,16 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 					leased_at = $4, deadline = $4 + c.timeout_ms, expires_at = $4 + LEAST($5, c.timeout_ms), updated_at = $4
 				FROM unnest($6::bigint[], $7::bigint[]) AS c(id, timeout_ms)
 				WHERE items.id = c.id AND items.state = $8
+				AND EXISTS (SELECT 1 FROM batches b WHERE b.id = items.batch_id AND b.state = $10
+					AND (b.budget_usd = 0 OR b.spent_usd < b.budget_usd))
 				RETURNING items.*
 			), recorded AS (
 				INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
 				SELECT id, batch_id, instance_type, token, attempt, $9, $2, '', 0, 0, $4 FROM granted ORDER BY id
 			)
 			SELECT `+itemColumns+` FROM granted`,
-			store.ItemLeased, p.AgentID, p.SessionID, now, p.LeaseTTL.Milliseconds(), ids, timeouts, store.ItemPending, store.EventGranted)
+			store.ItemLeased, p.AgentID, p.SessionID, now, p.LeaseTTL.Milliseconds(), ids, timeouts, store.ItemPending, store.EventGranted,
+			store.BatchRunning)
 		if err != nil {
 			return fmt.Errorf("claim items: %w", err)
 		}

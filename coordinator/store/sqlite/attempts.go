@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,8 +32,8 @@ func (s *Store) AttemptTotals(ctx context.Context, batchID string) (map[string]s
 		}
 		out[typ], succeeded[typ] = t, ok
 	}
-	if err := rows.Close(); err != nil {
-		return nil, err
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, fmt.Errorf("sum attempts of %s: %w", batchID, err)
 	}
 	// SQLite has no percentile function: the median is the middle row of the sorted durations.
 	for typ, n := range succeeded {
@@ -41,7 +43,8 @@ func (s *Store) AttemptTotals(ctx context.Context, batchID string) (map[string]s
 		var medianMS int64
 		if err := s.read.QueryRowContext(ctx, `SELECT duration_ms FROM events
 			WHERE batch_id = ? AND instance_type = ? AND kind = ? ORDER BY duration_ms LIMIT 1 OFFSET ?`,
-			batchID, typ, store.EventSucceeded, (n-1)/2).Scan(&medianMS); err != nil {
+			batchID, typ, store.EventSucceeded, (n-1)/2).Scan(&medianMS); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			// No row: the batch's history was purged between the two reads.
 			return nil, fmt.Errorf("median run time of %s in %s: %w", typ, batchID, err)
 		}
 		t := out[typ]

@@ -41,8 +41,8 @@ func (s *Store) UnconsolidatedBatches(ctx context.Context, p store.Unconsolidate
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+batchColumns+` FROM batches
 		WHERE state IN (`+terminalStates+`) AND finished_at > 0 AND finished_at <= ? AND consolidated_at = 0
-			AND (consolidation_owner = '' OR consolidation_until < ?)
-		ORDER BY finished_at, id LIMIT ?`, ms(p.EndedBefore), ms(p.Now), limit)
+			AND (consolidation_owner = '' OR consolidation_until < ?) AND (? = 0 OR consolidation_error = '')
+		ORDER BY finished_at, id LIMIT ?`, ms(p.EndedBefore), ms(p.Now), p.SkipFailed, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list unconsolidated batches: %w", err)
 	}

@@ -76,6 +76,12 @@ func testUnconsolidatedBatches(t *testing.T, b *bundle) {
 	require.NoError(t, err)
 	require.Len(t, failed, 2)
 	require.Equal(t, "disk full", failed[1].ConsolidationError)
+	// The sweep's view: failed batches left out before the limit applies, so they cannot crowd
+	// out the rest.
+	list, err = b.st.UnconsolidatedBatches(b.ctx, store.UnconsolidatedParams{EndedBefore: now, Now: now, Limit: 2, SkipFailed: true})
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.Equal(t, []string{"early", "late"}, []string{list[0].ID, list[1].ID})
 
 	require.True(t, b.claimConsolidation(t, "early", "c1", now))
 	require.Equal(t, []string{"failed", "late"}, b.unconsolidated(t, now, now.Add(time.Second)), "a live claim hides the batch")
