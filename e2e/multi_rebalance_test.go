@@ -41,6 +41,7 @@ resource_allocation:
 // the history shows nothing lost or accepted twice.
 func TestFleetRebalancesByMaxConnectionAge(t *testing.T) {
 	t.Parallel()
+	const entities = 60
 	f := newFleetWith(t, fleetOpts{n: 3, config: rebalanceConfig,
 		coordArgs: []string{"--max-connection-age", "2s", "--max-connection-age-grace", "2s"}})
 	first, late := f.coords[0], f.coords[1:]
@@ -55,7 +56,9 @@ func TestFleetRebalancesByMaxConnectionAge(t *testing.T) {
 		metrics := freeAddr(t)
 		agentMetrics = append(agentMetrics, metrics)
 		f.agent(fmt.Sprintf("agent-%d", i), "--types", "entities", "--slots", "3", "--spool", t.TempDir(),
-			"--offline-delay", "400ms-1200ms", "--metrics-addr", metrics)
+			// Runs longer than the second an agent keeps reading after being asked to move, so
+			// agents move while they run leases and their new coordinators adopt them.
+			"--offline-delay", "1500ms-3s", "--metrics-addr", metrics)
 	}
 	waitFor(t, 30*time.Second, "every agent on the first coordinator", func() bool {
 		by := f.agentsByCoordinator()
@@ -77,7 +80,7 @@ func TestFleetRebalancesByMaxConnectionAge(t *testing.T) {
 	}
 
 	started := time.Now()
-	id := f.launch(120)
+	id := f.launch(entities)
 	var spread map[string]int
 	waitFor(t, 30*time.Second, "agents spread over more than one coordinator", func() bool {
 		by := f.agentsByCoordinator()
@@ -87,14 +90,14 @@ func TestFleetRebalancesByMaxConnectionAge(t *testing.T) {
 		}
 		return len(by) == agents && len(spread) > 1
 	})
-	t.Logf("agents per coordinator %v after %v, %d of 120 succeeded", spread, time.Since(started).Round(time.Millisecond), f.succeeded(id))
+	t.Logf("agents per coordinator %v after %v, %d of %d succeeded", spread, time.Since(started).Round(time.Millisecond), f.succeeded(id), entities)
 
 	b := f.waitConsolidated(id)
 	t.Logf("batch ended after %v", time.Since(started).Round(time.Millisecond))
 	require.Equal(t, enrichv1.BatchState_BATCH_STATE_COMPLETED, b.GetState())
-	require.Equal(t, 120, jsonFiles(t, b.GetOutputDir(), "entities"))
+	require.Equal(t, entities, jsonFiles(t, b.GetOutputDir(), "entities"))
 	rep := f.checkInvariants(id)
-	require.Equal(t, 120, rep.Succeeded)
+	require.Equal(t, entities, rep.Succeeded)
 	// Nothing was paid twice or cut short: the agents ran each entity once, and every run
 	// succeeded (a lease lost in a reconnect would have been cancelled on its agent and run again).
 	runs := map[string]int{}
@@ -103,10 +106,10 @@ func TestFleetRebalancesByMaxConnectionAge(t *testing.T) {
 			runs[outcome] += n
 		}
 	}
-	require.Equal(t, map[string]int{"succeeded": 120}, runs, "runner invocations by outcome, all agents")
+	require.Equal(t, map[string]int{"succeeded": entities}, runs, "runner invocations by outcome, all agents")
 	// A stream cut by the connection age would lose the leases granted in its last moments; the
 	// coordinator stops granting before it asks the agent to move, so none is granted twice.
-	require.Equal(t, 120, rep.Grants, "grants for 120 entities")
+	require.Equal(t, entities, rep.Grants, "grants, one per entity")
 
 	// The coordinators that started after the agents took part: results were delivered to them.
 	lateAccepted := 0
