@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -25,7 +26,16 @@ import (
 	"github.com/sportsintel/enrich/coordinator/store/sqlite"
 )
 
+// defaultGCPercent is the garbage collector's target when GOGC is not set. The coordinator's live
+// heap is small (sessions, a few caches) and its garbage is per-message, so collecting at three
+// times the live heap instead of twice costs a few megabytes and saved about a tenth of its CPU
+// per entity under make bench's load.
+const defaultGCPercent = 300
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "enrich-coordinator:", err)
 		os.Exit(1)
