@@ -511,11 +511,31 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		claimed = nil
 		now := ms(p.Now)
-		// The batches that may lease, read first: joining them into the item query made the
-		// planner sort every pending item of the type on each claim (42 ms for 40,000 pending
-		// items) instead of walking items_claim in order and stopping at the limit (0.3 ms). The
-		// granting UPDATE checks each item's batch again: one that stopped (cancelled, out of
-		// budget) while this claim waited on a cap lock leases nothing more.
+		// Room under each type's fleet-wide cap, counted under the type's lock: two coordinators
+		// counting at once would both see room.
+		room := make(map[string]int, len(types))
+		for _, typ := range types {
+			room[typ] = p.Limit
+			if limit := p.MaxConcurrent[typ]; limit > 0 {
+				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, claimLockSpace, typ); err != nil {
+					return fmt.Errorf("lock cap of %s: %w", typ, err)
+				}
+				var leased int
+				// State literal, not a parameter: a cached generic plan can then still use the
+				// partial index on leased items.
+				if err := tx.QueryRow(ctx, `SELECT count(*) FROM items WHERE instance_type = $1 AND state = 'leased'`,
+					typ).Scan(&leased); err != nil {
+					return fmt.Errorf("count leased %s: %w", typ, err)
+				}
+				room[typ] = min(p.Limit, limit-leased)
+			}
+		}
+		// The batches that may lease, read after the cap locks (a batch that stopped while this
+		// claim waited on one is seen stopped) and apart from the item query: joining them into
+		// it made the planner sort every pending item of the type on each claim (42 ms for
+		// 40,000 pending items) instead of walking items_claim in order and stopping at the
+		// limit (0.3 ms). Checking the batch again in the granting UPDATE cost far more than
+		// that (a plan that turned a claim into 260 ms).
 		open, err := leasingBatches(ctx, tx)
 		if err != nil || len(open) == 0 {
 			return err
@@ -523,25 +543,13 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 		openIDs := slices.Collect(maps.Keys(open))
 		var cands []candidate
 		for _, typ := range types {
-			room := p.Limit
-			if limit := p.MaxConcurrent[typ]; limit > 0 {
-				// Two coordinators counting at once would both see room under the cap.
-				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, claimLockSpace, typ); err != nil {
-					return fmt.Errorf("lock cap of %s: %w", typ, err)
-				}
-				var leased int
-				if err := tx.QueryRow(ctx, `SELECT count(*) FROM items WHERE instance_type = $1 AND state = $2`,
-					typ, store.ItemLeased).Scan(&leased); err != nil {
-					return fmt.Errorf("count leased %s: %w", typ, err)
-				}
-				room = min(room, limit-leased)
-			}
-			if room <= 0 {
+			if room[typ] <= 0 {
 				continue
 			}
+			// 'pending' literal, for the partial index items_claim, as above.
 			rows, err := tx.Query(ctx, `SELECT id, priority, batch_id FROM items
-				WHERE instance_type = $1 AND state = $2 AND next_attempt_at <= $3 AND batch_id = ANY($4)
-				ORDER BY priority DESC, id LIMIT $5 FOR UPDATE SKIP LOCKED`, typ, store.ItemPending, now, openIDs, room)
+				WHERE instance_type = $1 AND state = 'pending' AND next_attempt_at <= $2 AND batch_id = ANY($3)
+				ORDER BY priority DESC, id LIMIT $4 FOR UPDATE SKIP LOCKED`, typ, now, openIDs, room[typ])
 			if err != nil {
 				return fmt.Errorf("select pending %s: %w", typ, err)
 			}
@@ -590,16 +598,13 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]*store.Item, 
 					leased_at = $4, deadline = $4 + c.timeout_ms, expires_at = $4 + LEAST($5, c.timeout_ms), updated_at = $4
 				FROM unnest($6::bigint[], $7::bigint[]) AS c(id, timeout_ms)
 				WHERE items.id = c.id AND items.state = $8
-				AND EXISTS (SELECT 1 FROM batches b WHERE b.id = items.batch_id AND b.state = $10
-					AND (b.budget_usd = 0 OR b.spent_usd < b.budget_usd))
 				RETURNING items.*
 			), recorded AS (
 				INSERT INTO events (item_id, batch_id, instance_type, token, attempt, kind, agent_id, message, duration_ms, cost_usd, at)
 				SELECT id, batch_id, instance_type, token, attempt, $9, $2, '', 0, 0, $4 FROM granted ORDER BY id
 			)
 			SELECT `+itemColumns+` FROM granted`,
-			store.ItemLeased, p.AgentID, p.SessionID, now, p.LeaseTTL.Milliseconds(), ids, timeouts, store.ItemPending, store.EventGranted,
-			store.BatchRunning)
+			store.ItemLeased, p.AgentID, p.SessionID, now, p.LeaseTTL.Milliseconds(), ids, timeouts, store.ItemPending, store.EventGranted)
 		if err != nil {
 			return fmt.Errorf("claim items: %w", err)
 		}

@@ -267,7 +267,7 @@ func (s *Store) ReapExpired(ctx context.Context, p store.ReapParams) (*store.Rea
 		// SKIP LOCKED: a lease whose result is being committed right now is not expired, and a
 		// reaper on another coordinator never waits on this one.
 		rows, err := tx.Query(ctx, `SELECT id, token, batch_id, agent_id, session_id, expires_at >= deadline FROM items
-			WHERE state = $1 AND expires_at <= $2 ORDER BY id FOR UPDATE SKIP LOCKED`, store.ItemLeased, ms(p.Now))
+			WHERE state = 'leased' AND expires_at <= $1 ORDER BY id FOR UPDATE SKIP LOCKED`, ms(p.Now))
 		if err != nil {
 			return fmt.Errorf("select expired leases: %w", err)
 		}
@@ -347,8 +347,8 @@ func (s *Store) ReleaseLeases(ctx context.Context, p store.ReleaseParams) (*stor
 }
 
 func (s *Store) LeasesHeldBy(ctx context.Context, agentID string) ([]store.LeaseHolder, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, token, batch_id, agent_id, session_id FROM items WHERE state = $1 AND agent_id = $2 ORDER BY id`,
-		store.ItemLeased, agentID)
+	rows, err := s.pool.Query(ctx, `SELECT id, token, batch_id, agent_id, session_id FROM items WHERE state = 'leased' AND agent_id = $1 ORDER BY id`,
+		agentID)
 	if err != nil {
 		return nil, fmt.Errorf("leases held by %s: %w", agentID, err)
 	}
