@@ -268,6 +268,9 @@ func (s *Server) onHeartbeat(ctx context.Context, sess *session, hb *enrichv1.He
 	lost, err := s.st.ExtendLeases(ctx, store.ExtendLeasesParams{AgentID: sess.agentID, SessionID: sess.id, Leases: refs,
 		LeaseTTL: s.cfg.Lease.TTL.D(), Now: s.now()})
 	if err != nil {
+		if ctx.Err() != nil {
+			return // the session ended while the heartbeat was handled: nothing to extend
+		}
 		log.Error("extend leases", "error", err)
 		return
 	}

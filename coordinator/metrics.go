@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		agentsConnected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "enrich_agents_connected", Help: "Agent sessions connected to this coordinator."}),
 		leasesGranted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "enrich_leases_granted_total",
 			Help: "Leases granted to agents."}, []string{"instance_type"}),
-		leasesExpired:   prometheus.NewCounter(prometheus.CounterOpts{Name: "enrich_leases_expired_total", Help: "Leases reclaimed after missing heartbeats or passing their deadline."}),
+		leasesExpired:   prometheus.NewCounter(prometheus.CounterOpts{Name: "enrich_leases_expired_total", Help: "Leases reclaimed without a report: expired (missing heartbeats, past their deadline) or released because their agent no longer ran them."}),
 		leasesCancelled: prometheus.NewCounter(prometheus.CounterOpts{Name: "enrich_leases_cancelled_total", Help: "Cancel messages sent to agents."}),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "enrich_results_total",
 			Help: "Results received, by instance type and outcome (accepted, duplicate, stale)."}, []string{"instance_type", "outcome"}),
