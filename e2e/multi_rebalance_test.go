@@ -41,8 +41,19 @@ resource_allocation:
 // the history shows nothing lost or accepted twice.
 func TestFleetRebalancesByMaxConnectionAge(t *testing.T) {
 	t.Parallel()
+	testRebalance(t, startHAProxy)
+}
+
+// The same behind nginx, which balances each stream (not each connection) over its upstreams
+// and does not check their health: it finds the stopped coordinators down by trying them.
+func TestNginxRebalancesByMaxConnectionAge(t *testing.T) {
+	t.Parallel()
+	testRebalance(t, startNginx)
+}
+
+func testRebalance(t *testing.T, lb balancer) {
 	const entities = 60
-	f := newFleetWith(t, fleetOpts{n: 3, config: rebalanceConfig,
+	f := newFleetWith(t, fleetOpts{n: 3, config: rebalanceConfig, lb: lb,
 		coordArgs: []string{"--max-connection-age", "2s", "--max-connection-age-grace", "2s"}})
 	first, late := f.coords[0], f.coords[1:]
 	// All three started together (schema migrations run once); the late ones stop until the
