@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -163,10 +164,24 @@ func (s *Server) Run(ctx context.Context, grpcLis, httpLis net.Listener) error {
 	return err
 }
 
+// shutdownFlush bounds how long a stopping coordinator waits for its agent streams' queues.
+const shutdownFlush = time.Second
+
 func (s *Server) shutdown(gs *grpc.Server, hs *http.Server) {
 	// Agent streams never end by themselves: ask agents to move on, then end their streams.
-	for _, sess := range s.sessions.snapshot() {
+	sessions := s.sessions.snapshot()
+	for _, sess := range sessions {
 		sess.stopGranting(&enrichv1.ConnectResponse{Msg: &enrichv1.ConnectResponse_Drain{Drain: &enrichv1.Drain{Reason: "coordinator shutting down"}}})
+	}
+	// Give each stream's writer a moment to send what is queued (leases granted just before,
+	// then the Drain): a lease dropped with the stream would be released when its agent
+	// reconnects without it, and cost its entity an attempt.
+	for deadline := time.Now().Add(shutdownFlush); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if !slices.ContainsFunc(sessions, func(sess *session) bool { return len(sess.out) > 0 }) {
+			break
+		}
+	}
+	for _, sess := range sessions {
 		sess.cancel()
 	}
 	if gs != nil {
