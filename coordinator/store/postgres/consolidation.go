@@ -44,21 +44,12 @@ func (s *Store) UnconsolidatedBatches(ctx context.Context, p store.Unconsolidate
 	if p.Limit > 0 {
 		limit = &p.Limit
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+batchColumns+` FROM batches
+	out, err := s.queryBatches(ctx, `SELECT `+batchColumns+` FROM batches
 		WHERE state IN (`+terminalStates+`) AND finished_at > 0 AND finished_at <= $1 AND consolidated_at = 0
 			AND (consolidation_owner = '' OR consolidation_until < $2) AND (NOT $4 OR consolidation_error = '')
 		ORDER BY finished_at, id LIMIT $3`, ms(p.EndedBefore), ms(p.Now), limit, p.SkipFailed)
 	if err != nil {
 		return nil, fmt.Errorf("list unconsolidated batches: %w", err)
 	}
-	defer rows.Close()
-	var out []*store.Batch
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan batch: %w", err)
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
+	return out, nil
 }

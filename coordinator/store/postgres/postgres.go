@@ -191,9 +191,18 @@ func (s *Store) ListBatches(ctx context.Context, limit int) ([]*store.Batch, err
 	if limit <= 0 {
 		limit = 50
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+batchColumns+` FROM batches ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
+	out, err := s.queryBatches(ctx, `SELECT `+batchColumns+` FROM batches ORDER BY created_at DESC, id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list batches: %w", err)
+	}
+	return out, nil
+}
+
+// queryBatches runs a query selecting batchColumns and scans its rows.
+func (s *Store) queryBatches(ctx context.Context, q string, args ...any) ([]*store.Batch, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []*store.Batch

@@ -39,21 +39,12 @@ func (s *Store) UnconsolidatedBatches(ctx context.Context, p store.Unconsolidate
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+batchColumns+` FROM batches
+	out, err := s.queryBatches(ctx, `SELECT `+batchColumns+` FROM batches
 		WHERE state IN (`+terminalStates+`) AND finished_at > 0 AND finished_at <= ? AND consolidated_at = 0
 			AND (consolidation_owner = '' OR consolidation_until < ?) AND (? = 0 OR consolidation_error = '')
 		ORDER BY finished_at, id LIMIT ?`, ms(p.EndedBefore), ms(p.Now), p.SkipFailed, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list unconsolidated batches: %w", err)
 	}
-	defer rows.Close()
-	var out []*store.Batch
-	for rows.Next() {
-		b, err := scanBatch(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan batch: %w", err)
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
+	return out, nil
 }
